@@ -1,0 +1,1 @@
+"""cap-stock: Binance market data → Postgres → Debezium/Kafka → Cassandra."""

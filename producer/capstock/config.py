@@ -1,0 +1,242 @@
+"""Typed configuration from environment variables and ``.env``.
+
+Every setting is an upper-case environment variable (``POSTGRES_HOST``, ``UNIVERSE_SIZE`` ...);
+a ``.env`` file in the working directory is read too (real environment variables win).
+Values are validated when the program starts: :func:`load_settings` raises
+:class:`ConfigError`, whose message names the variable, the rejected value and what is
+allowed; the CLI prints it and exits with status 2.
+
+One settings class per component; :class:`Settings` bundles those the producer needs.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from psycopg.conninfo import make_conninfo
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KlineInterval = Literal[
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1M",
+]
+RankBy = Literal["quote_volume", "price_change"]
+
+LIVE_API_URL = "https://api.binance.com/api"
+MARKET_DATA_API_URL = "https://data-api.binance.vision/api"
+
+_COMMON = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    case_sensitive=False,
+    validate_default=True,
+)
+
+
+class ConfigError(Exception):
+    """A setting has a value the program cannot use. ``str()`` is the user-facing message."""
+
+
+class PostgresSettings(BaseSettings):
+    """Where the producer writes (the native stack creates role cap_stock/cap_stock)."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="POSTGRES_")
+
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(5432, ge=1, le=65535)
+    db: str = Field("cap_stock_db", min_length=1)
+    user: str = Field("cap_stock", min_length=1)
+    password: SecretStr = SecretStr("cap_stock")
+    connect_timeout: int = Field(5, ge=1, le=300, description="seconds per connection attempt")
+
+    def conninfo(self) -> str:
+        """A libpq conninfo string for psycopg (the password included)."""
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=self.db,
+            user=self.user,
+            password=self.password.get_secret_value(),
+            connect_timeout=self.connect_timeout,
+            application_name="cap-stock-producer",
+        )
+
+
+class BinanceSettings(BaseSettings):
+    """The exchange endpoint, credentials and request-weight budget."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="BINANCE_")
+
+    api_url: str = Field(
+        LIVE_API_URL,
+        description=f"REST base ending in /api: {LIVE_API_URL}, {MARKET_DATA_API_URL} "
+        "(market data only, no key) or the simulator, e.g. http://127.0.0.1:8900/api",
+    )
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    request_timeout: float = Field(10.0, gt=0, le=120, description="seconds per HTTP request")
+    weight_share: float = Field(
+        0.5, gt=0, le=0.9, description="share of the 6000/min request-weight limit to use"
+    )
+    weight_limit: int = Field(6000, ge=1, description="the exchange's REQUEST_WEIGHT per minute")
+    max_attempts: int = Field(6, ge=1, le=50, description="tries per request on 5xx/timeouts")
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v.startswith(("http://", "https://")) or not v.endswith("/api"):
+            raise ValueError("must be an http(s) URL ending in /api")
+        return v
+
+    @property
+    def weight_budget(self) -> int:
+        return int(self.weight_limit * self.weight_share)
+
+
+class UniverseSettings(BaseSettings):
+    """Which symbols to follow: the top N of one quote asset, or an explicit list."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="UNIVERSE_")
+
+    size: int = Field(20, ge=1, le=500)
+    quote_asset: str = Field("USDT", pattern=r"^[A-Z0-9]{2,10}$")
+    rank_by: RankBy = "quote_volume"
+    min_quote_volume: Decimal = Field(Decimal("1000000"), ge=0)
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated; when set, replaces the top-N ranking"
+    )
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s.strip().upper() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not s.isalnum() or not s.isupper():
+                raise ValueError(f"{s!r} is not a symbol like BTCUSDT")
+        return list(dict.fromkeys(v))
+
+
+class JobSettings(BaseSettings):
+    """How often each job runs (seconds) and how much each fetches."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="JOB_")
+
+    kline_interval: KlineInterval = "1m"
+    kline_limit: int = Field(
+        3, ge=1, le=1000, description="candles per fetch (>=2 closes the last)"
+    )
+    trades_limit: int = Field(500, ge=1, le=1000)
+    depth_levels: int = Field(20, ge=1, le=5000, description="book levels per side")
+    klines_seconds: float = Field(30, ge=1)
+    trades_seconds: float = Field(30, ge=1)
+    depth_seconds: float = Field(30, ge=1)
+    ticker_seconds: float = Field(60, ge=1, description="24h stats, also refreshes the universe")
+    prices_seconds: float = Field(10, ge=1)
+    heartbeat_seconds: float = Field(5, ge=1)
+
+
+class LogSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LOG_")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class Settings:
+    """Everything the producer needs, validated together."""
+
+    def __init__(
+        self,
+        postgres: PostgresSettings,
+        binance: BinanceSettings,
+        universe: UniverseSettings,
+        jobs: JobSettings,
+        log: LogSettings,
+    ) -> None:
+        self.postgres = postgres
+        self.binance = binance
+        self.universe = universe
+        self.jobs = jobs
+        self.log = log
+
+    def conninfo(self) -> str:
+        return self.postgres.conninfo()
+
+
+_SECRET_FIELDS = {"password", "api_key", "api_secret"}
+
+
+def _describe(model: type[BaseSettings], err: ValidationError) -> str:
+    prefix = model.model_config.get("env_prefix", "")
+    lines = []
+    for e in err.errors():
+        field = str(e["loc"][0]) if e["loc"] else "?"
+        var = f"{prefix}{field}".upper()
+        value = "<hidden>" if field in _SECRET_FIELDS else repr(e.get("input"))
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{var}={value} is not allowed: {msg}")
+    return "\n".join(lines)
+
+
+def load(model: type[BaseSettings], **overrides: Any):
+    """Build one settings class, turning validation errors into :class:`ConfigError`."""
+    try:
+        return model(**overrides)
+    except ValidationError as err:
+        raise ConfigError(_describe(model, err)) from None
+
+
+def load_settings(env_file: str | None = ".env") -> Settings:
+    """Read and validate every producer setting.
+
+    Raises :class:`ConfigError` listing every problem found, not only the first."""
+    parts: dict[str, Any] = {}
+    problems: list[str] = []
+    classes = {
+        "postgres": PostgresSettings,
+        "binance": BinanceSettings,
+        "universe": UniverseSettings,
+        "jobs": JobSettings,
+        "log": LogSettings,
+    }
+    for key, model in classes.items():
+        try:
+            parts[key] = load(model, _env_file=env_file)
+        except ConfigError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Settings(**parts)
+
+
+def postgres_conninfo(env_file: str | None = ".env") -> str:
+    """Conninfo for the configured Postgres (POSTGRES_* variables and .env)."""
+    return load(PostgresSettings, _env_file=env_file).conninfo()

@@ -1,0 +1,290 @@
+"""The exchange as a polling source: python-binance plus pacing, retries and error policy.
+
+Delivery guarantee: each method either returns one complete, parsed JSON response or raises.
+It never returns partial data. What happens on failure:
+
+==========================================  =================================================
+failure                                     behaviour
+==========================================  =================================================
+429 (-1003 too much weight)                 wait ``Retry-After`` seconds (logged), try again
+418 (IP banned)                             wait ``Retry-After`` seconds (logged), try again
+5xx, timeout, connection error,             exponential backoff with jitter, at most
+malformed or truncated body                 ``max_attempts`` tries, then :class:`RetriesExhausted`
+other 4xx with a ``symbol`` (e.g. -1121)    :class:`SymbolRejected` at once (the caller skips it)
+other 4xx                                   :class:`RequestRejected` at once
+==========================================  =================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from binance.client import Client
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+from capstock.backoff import Backoff, RetriesExhausted, Sleeper
+from capstock.config import BinanceSettings
+from capstock.exchange import limits
+from capstock.exchange.pacer import WeightPacer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER_SECONDS = 60.0
+"""Wait used when a 429/418 arrives without a readable ``Retry-After`` header."""
+MAX_RATE_LIMIT_WAITS = 10
+"""429/418 answers tolerated for one request before giving up on it."""
+
+TRANSIENT_ERRORS = (
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    BinanceRequestException,
+)
+
+
+class RequestRejected(Exception):
+    """The exchange refused the request with a 4xx that retrying cannot fix."""
+
+    def __init__(self, path: str, status: int, code: int | None, msg: str) -> None:
+        super().__init__(f"{path}: HTTP {status} code={code} {msg}")
+        self.path = path
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+
+class SymbolRejected(RequestRejected):
+    """A request for one symbol was refused (typically -1121 Invalid symbol)."""
+
+    def __init__(self, symbol: str, path: str, status: int, code: int | None, msg: str) -> None:
+        super().__init__(path, status, code, msg)
+        self.symbol = symbol
+
+
+@dataclass
+class ExchangeStats:
+    """Counters a status line or dashboard can show."""
+
+    requests: int = 0
+    weight_requested: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    rate_limit_waits: list[float] = field(default_factory=list)
+
+
+def make_binance_client(settings: BinanceSettings) -> Client:
+    """The real python-binance client, pointed at ``settings.api_url``.
+
+    python-binance 1.0.37 has no base-URL argument: the constructor formats the class
+    attribute ``API_URL = "https://api{}.binance.{}/api"`` and ``_create_api_uri`` then
+    returns ``API_URL + "/v3/" + path``. Setting the instance attribute after construction
+    is enough. ``ping=False`` keeps the constructor offline; the timeout goes through
+    ``requests_params``, which is merged into every request.
+    """
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    secret = settings.api_secret.get_secret_value() if settings.api_secret else None
+    client = Client(
+        api_key=key,
+        api_secret=secret,
+        requests_params={"timeout": settings.request_timeout},
+        ping=False,
+    )
+    client.API_URL = settings.api_url
+    return client
+
+
+def _header_int(headers: Any, name: str) -> int | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(headers: Any) -> float:
+    value = headers.get(limits.RETRY_AFTER_HEADER) if headers is not None else None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return max(0.0, seconds)
+
+
+class ExchangeClient:
+    """Market-data calls with the weight budget and the retry policy in the module docstring."""
+
+    def __init__(
+        self,
+        settings: BinanceSettings,
+        *,
+        sleeper: Sleeper | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sleeper = sleeper or Sleeper()
+        self.client = client or make_binance_client(settings)
+        self.pacer = WeightPacer(settings.weight_budget, sleeper=self.sleeper, clock=clock)
+        self.stats = ExchangeStats()
+        self._rng = rng
+
+    def _backoff(self) -> Backoff:
+        if self._rng is None:
+            return Backoff(max_attempts=self.settings.max_attempts)
+        return Backoff(max_attempts=self.settings.max_attempts, rng=self._rng)
+
+    def _observe(self, headers: Any) -> None:
+        used = _header_int(headers, limits.USED_WEIGHT_HEADER)
+        if used is None:
+            used = _header_int(headers, limits.USED_WEIGHT_HEADER_BARE)
+        self.pacer.observe(used)
+
+    def call(self, path: str, weight: int, fn: Callable[..., Any], **params: Any) -> Any:
+        """Call ``fn(**params)`` (a python-binance method for ``path``) under the policy."""
+        backoff = self._backoff()
+        rate_limited = 0
+        symbol = params.get("symbol")
+        while True:
+            self.pacer.acquire(weight)
+            self.stats.requests += 1
+            self.stats.weight_requested += weight
+            try:
+                result = fn(**params)
+            except BinanceAPIException as e:
+                headers = getattr(e.response, "headers", None)
+                self._observe(headers)
+                status = e.status_code
+                if status in (429, 418):
+                    rate_limited += 1
+                    self.stats.rate_limited += 1
+                    wait = _retry_after(headers)
+                    log.warning(
+                        "rate limited path=%s status=%s code=%s retry_after=%.0fs msg=%r",
+                        path,
+                        status,
+                        e.code,
+                        wait,
+                        e.message,
+                    )
+                    if rate_limited > MAX_RATE_LIMIT_WAITS:
+                        raise RetriesExhausted(f"{path}: still rate limited") from e
+                    self.stats.rate_limit_waits.append(wait)
+                    self.sleeper.sleep(wait)
+                    continue
+                if 400 <= status < 500:
+                    if symbol is not None:
+                        raise SymbolRejected(symbol, path, status, e.code, e.message) from e
+                    raise RequestRejected(path, status, e.code, e.message) from e
+                error: Exception = e
+            except TRANSIENT_ERRORS as e:
+                error = e
+            else:
+                self._observe(self.client.response.headers if self.client.response else None)
+                return result
+            if backoff.failures + 1 >= self.settings.max_attempts:
+                log.error(
+                    "giving up path=%s params=%s attempts=%d error=%s",
+                    path,
+                    params,
+                    backoff.failures + 1,
+                    _brief(error),
+                )
+                raise RetriesExhausted(f"{path}: {_brief(error)}") from error
+            delay = backoff.next_delay()
+            self.stats.retries += 1
+            log.warning(
+                "retrying path=%s attempt=%d in %.2fs error=%s",
+                path,
+                backoff.failures,
+                delay,
+                _brief(error),
+            )
+            self.sleeper.sleep(delay)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def ping(self) -> dict:
+        return self.call("ping", limits.WEIGHT_PING, self.client.ping)
+
+    def server_time_ms(self) -> int:
+        return int(self.call("time", limits.WEIGHT_TIME, self.client.get_server_time)["serverTime"])
+
+    def ticker_24hr(self, symbols: list[str] | None = None) -> list[dict]:
+        """24h statistics: every symbol (weight 80) or the given ones (2/40/80 by count)."""
+        if symbols is None:
+            data = self.call("ticker/24hr", limits.ticker_24hr_weight(None), self.client.get_ticker)
+        else:
+            data = self.call(
+                "ticker/24hr",
+                limits.ticker_24hr_weight(len(symbols)),
+                self.client.get_ticker,
+                symbols=_json_array(symbols),
+            )
+        return data if isinstance(data, list) else [data]
+
+    def ticker_24hr_one(self, symbol: str) -> dict:
+        return self.call(
+            "ticker/24hr", limits.ticker_24hr_weight(1), self.client.get_ticker, symbol=symbol
+        )
+
+    def ticker_price(self, symbols: list[str] | None = None) -> list[dict]:
+        if symbols is None:
+            data = self.call(
+                "ticker/price", limits.ticker_price_weight(False), self.client.get_symbol_ticker
+            )
+        else:
+            data = self.call(
+                "ticker/price",
+                limits.ticker_price_weight(False),
+                self.client.get_symbol_ticker,
+                symbols=_json_array(symbols),
+            )
+        return data if isinstance(data, list) else [data]
+
+    def klines(self, symbol: str, interval: str, limit: int) -> list[list]:
+        return self.call(
+            "klines",
+            limits.WEIGHT_KLINES,
+            self.client.get_klines,
+            symbol=symbol,
+            interval=interval,
+            limit=limit,
+        )
+
+    def recent_trades(self, symbol: str, limit: int) -> list[dict]:
+        return self.call(
+            "trades",
+            limits.WEIGHT_TRADES,
+            self.client.get_recent_trades,
+            symbol=symbol,
+            limit=limit,
+        )
+
+    def order_book(self, symbol: str, limit: int) -> dict:
+        return self.call(
+            "depth",
+            limits.depth_weight(limit),
+            self.client.get_order_book,
+            symbol=symbol,
+            limit=limit,
+        )
+
+
+def _json_array(symbols: list[str]) -> str:
+    """The ``symbols`` parameter: a JSON array without spaces, as Binance's clients send it."""
+    return json.dumps(list(symbols), separators=(",", ":"))
+
+
+def _brief(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text[:200]}"

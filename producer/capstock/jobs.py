@@ -1,0 +1,375 @@
+"""The producer's jobs: fetch from the exchange, transform, write one batch per job run.
+
+Each job run ends with one log line, for example::
+
+    job=trades symbols=20 rows=1874 changed=1874 bad=0 skipped=0 failed=0 gaps=0
+        weight=500 used_1m=812 duration_ms=431
+
+``weight`` is what this run requested, ``used_1m`` the exchange's count for the current
+minute (``X-MBX-USED-WEIGHT-1M``), ``changed`` the rows inserted or updated (the rest were
+already stored), ``skipped`` symbols the exchange rejected, ``failed`` symbols whose fetch
+gave up after retries.
+
+A job that is interrupted by a shutdown stops fetching, writes what it already has and
+returns: the batch in hand is finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from capstock.backoff import Interrupted, RetriesExhausted, Sleeper
+from capstock.config import Settings
+from capstock.exchange.client import ExchangeClient, RequestRejected, SymbolRejected
+from capstock.postgres import PostgresWriter
+from capstock.tables import (
+    HEARTBEAT,
+    KLINE_DATA,
+    LATEST_PRICES,
+    ORDER_BOOK,
+    RECENT_TRADES,
+    TOP_24HR,
+    Table,
+)
+from capstock.transforms import (
+    book_rows,
+    heartbeat_row,
+    kline_row,
+    now_utc,
+    parse_each,
+    price_row,
+    ticker_24hr_row,
+    trade_row,
+)
+from capstock.universe import Ranked, rank_universe
+
+log = logging.getLogger("capstock.jobs")
+
+HEARTBEAT_SOURCE = "producer"
+
+
+@dataclass
+class JobResult:
+    job: str
+    symbols: int = 0
+    rows: int = 0
+    changed: int = 0
+    bad: int = 0
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    gaps: int = 0
+    weight: int = 0
+    used_1m: int = 0
+    duration_ms: int = 0
+    interrupted: bool = False
+
+    def line(self) -> str:
+        return (
+            f"job={self.job} symbols={self.symbols} rows={self.rows} changed={self.changed} "
+            f"bad={self.bad} skipped={len(self.skipped)} failed={len(self.failed)} "
+            f"gaps={self.gaps} "
+            f"weight={self.weight} used_1m={self.used_1m} duration_ms={self.duration_ms}"
+            + (" interrupted=true" if self.interrupted else "")
+        )
+
+
+class Producer:
+    """Holds the universe and per-symbol state (last trade ids, gap counter) between runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        exchange: ExchangeClient,
+        writer: PostgresWriter,
+        *,
+        sleeper: Sleeper,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.exchange = exchange
+        self.writer = writer
+        self.sleeper = sleeper
+        self._clock = clock
+        self.universe: list[Ranked] = []
+        self.rejected_symbols: set[str] = set()
+        self.last_trade_ids: dict[str, int | None] = {}
+        self.trade_gaps_total = 0
+        self.trade_ids_missing_total = 0
+
+    def _now(self):
+        return now_utc(self._clock)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _finish(self, result: JobResult, started: float, weight0: int) -> JobResult:
+        result.weight = self.exchange.stats.weight_requested - weight0
+        result.used_1m = self.exchange.pacer.used
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        log.info(result.line())
+        return result
+
+    def _write(self, result: JobResult, table: Table, rows: list[dict]) -> None:
+        written = self.writer.write(table, rows)
+        result.rows += written.rows
+        result.changed += written.changed
+
+    def _per_symbol(
+        self, job: str, table: Table, fetch: Callable[[Ranked, JobResult], list[dict]]
+    ) -> JobResult:
+        started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
+        result = JobResult(job)
+        if not self.universe:
+            self.refresh_universe()
+        rows: list[dict] = []
+        for ranked in self.universe:
+            if self.sleeper.stopped:
+                result.interrupted = True
+                break
+            try:
+                rows.extend(fetch(ranked, result))
+                result.symbols += 1
+            except SymbolRejected as e:
+                log.warning(
+                    "skipping symbol=%s job=%s status=%s code=%s msg=%r",
+                    e.symbol,
+                    job,
+                    e.status,
+                    e.code,
+                    e.msg,
+                )
+                result.skipped.append(e.symbol)
+            except RetriesExhausted as e:
+                log.error("fetch failed symbol=%s job=%s error=%s", ranked.symbol, job, e)
+                result.failed.append(ranked.symbol)
+            except Interrupted:
+                result.interrupted = True
+                break
+        self._write(result, table, rows)
+        return self._finish(result, started, weight0)
+
+    # -- universe + 24h statistics ----------------------------------------------------------
+
+    def refresh_universe(self) -> JobResult:
+        """Rank the universe from ticker/24hr and store the ranked tickers in ``top_24hr``.
+
+        Top-N mode makes one unparameterised call (weight 80) that serves both the ranking
+        and the statistics. Explicit mode asks for the listed symbols only; if the exchange
+        rejects the list (-1121 for any unknown symbol), each symbol is asked for alone and
+        the rejected ones are skipped from then on.
+        """
+        started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
+        result = JobResult("ticker_24hr")
+        u = self.settings.universe
+        try:
+            tickers = self._explicit_tickers(result) if u.symbols else self.exchange.ticker_24hr()
+        except (RetriesExhausted, RequestRejected) as e:
+            log.error("universe refresh failed, keeping %d symbols: %s", len(self.universe), e)
+            result.failed.append("*")
+            return self._finish(result, started, weight0)
+        except Interrupted:
+            result.interrupted = True
+            return self._finish(result, started, weight0)
+        ranked = rank_universe(
+            tickers,
+            size=u.size,
+            rank_by=u.rank_by,
+            quote_asset=u.quote_asset,
+            min_quote_volume=u.min_quote_volume,
+            symbols=[s for s in u.symbols if s not in self.rejected_symbols],
+        )
+        if ranked or not self.universe:
+            self.universe = ranked
+        ingested_at = self._now()
+        rows, result.bad = parse_each(
+            ranked,
+            lambda r: ticker_24hr_row(r.ticker, rank=r.rank, ingested_at=ingested_at),
+            context="ticker_24hr",
+        )
+        result.symbols = len(ranked)
+        self._write(result, TOP_24HR, rows)
+        return self._finish(result, started, weight0)
+
+    def _explicit_tickers(self, result: JobResult) -> list[dict]:
+        wanted = [s for s in self.settings.universe.symbols if s not in self.rejected_symbols]
+        if not wanted:
+            return []
+        try:
+            return self.exchange.ticker_24hr(wanted)
+        except RequestRejected as e:
+            log.warning(
+                "symbol list rejected (code=%s %s); asking one symbol at a time", e.code, e.msg
+            )
+        tickers = []
+        for symbol in wanted:
+            try:
+                tickers.append(self.exchange.ticker_24hr_one(symbol))
+            except SymbolRejected as e:
+                log.warning(
+                    "skipping symbol=%s job=ticker_24hr status=%s code=%s msg=%r",
+                    symbol,
+                    e.status,
+                    e.code,
+                    e.msg,
+                )
+                self.rejected_symbols.add(symbol)
+                result.skipped.append(symbol)
+        return tickers
+
+    # -- per-symbol jobs --------------------------------------------------------------------
+
+    def klines(self) -> JobResult:
+        j = self.settings.jobs
+
+        def fetch(r: Ranked, result: JobResult) -> list[dict]:
+            raw = self.exchange.klines(r.symbol, j.kline_interval, j.kline_limit)
+            now = self._now()
+            rows, bad = parse_each(
+                raw,
+                lambda k: kline_row(
+                    r.symbol, j.kline_interval, k, now=now, rank=r.rank, ingested_at=now
+                ),
+                context=f"klines {r.symbol}",
+            )
+            result.bad += bad
+            return rows
+
+        return self._per_symbol("klines", KLINE_DATA, fetch)
+
+    def trades(self) -> JobResult:
+        """Recent trades, keeping only ids above the last one seen; gaps are counted.
+
+        A gap is a missing run of ids between the last id already stored and the first new
+        one (the exchange had more trades between two polls than ``JOB_TRADES_LIMIT``), or
+        inside one response. Each gap adds 1 to ``trade_gaps_total`` (reported in the
+        heartbeat row) and is logged with the number of ids missing.
+        """
+        pending: dict[str, int] = {}
+
+        def fetch(r: Ranked, result: JobResult) -> list[dict]:
+            raw = self.exchange.recent_trades(r.symbol, self.settings.jobs.trades_limit)
+            now = self._now()
+            rows, bad = parse_each(
+                raw,
+                lambda t: trade_row(r.symbol, t, ingested_at=now),
+                context=f"trades {r.symbol}",
+            )
+            result.bad += bad
+            if r.symbol not in self.last_trade_ids:
+                self.last_trade_ids[r.symbol] = self.writer.last_trade_id(r.symbol)
+            last = self.last_trade_ids[r.symbol]
+            new = sorted(
+                (row for row in rows if last is None or row["trade_id"] > last),
+                key=lambda row: row["trade_id"],
+            )
+            prev = last
+            for row in new:
+                tid = row["trade_id"]
+                if prev is not None and tid != prev + 1:
+                    missing = tid - prev - 1
+                    result.gaps += 1
+                    self.trade_gaps_total += 1
+                    self.trade_ids_missing_total += missing
+                    log.warning(
+                        "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d",
+                        r.symbol,
+                        prev,
+                        tid,
+                        missing,
+                        self.trade_gaps_total,
+                    )
+                prev = tid
+            if new:
+                pending[r.symbol] = new[-1]["trade_id"]
+            return new
+
+        result = self._per_symbol("trades", RECENT_TRADES, fetch)
+        self.last_trade_ids.update(pending)
+        return result
+
+    def depth(self) -> JobResult:
+        levels = self.settings.jobs.depth_levels
+
+        def fetch(r: Ranked, result: JobResult) -> list[dict]:
+            raw = self.exchange.order_book(r.symbol, levels)
+            snapshot_time = self._now()
+            rows, bad = parse_each(
+                [raw],
+                lambda b: book_rows(
+                    r.symbol,
+                    b,
+                    snapshot_time=snapshot_time,
+                    levels=levels,
+                    ingested_at=snapshot_time,
+                ),
+                context=f"depth {r.symbol}",
+            )
+            result.bad += bad
+            return [row for book in rows for row in book]
+
+        return self._per_symbol("depth", ORDER_BOOK, fetch)
+
+    # -- one-call jobs ----------------------------------------------------------------------
+
+    def prices(self) -> JobResult:
+        """Latest prices for the whole universe in one ``symbols`` call (weight 4)."""
+        started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
+        result = JobResult("prices")
+        if not self.universe:
+            self.refresh_universe()
+        symbols = [r.symbol for r in self.universe]
+        raw: list[dict[str, Any]] = []
+        if symbols:
+            try:
+                raw = self.exchange.ticker_price(symbols)
+            except (RetriesExhausted, RequestRejected) as e:
+                log.error("prices fetch failed: %s", e)
+                result.failed.append("*")
+            except Interrupted:
+                result.interrupted = True
+        ts = self._now()
+        rows, result.bad = parse_each(
+            raw, lambda p: price_row(p, ts=ts, ingested_at=ts), context="prices"
+        )
+        result.symbols = len(rows)
+        self._write(result, LATEST_PRICES, rows)
+        return self._finish(result, started, weight0)
+
+    def heartbeat(self) -> JobResult:
+        started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
+        result = JobResult("heartbeat")
+        now = self._now()
+        row = heartbeat_row(
+            HEARTBEAT_SOURCE,
+            beat_time=now,
+            weight_used_1m=self.exchange.pacer.used,
+            trade_gaps_total=self.trade_gaps_total,
+            ingested_at=now,
+        )
+        self._write(result, HEARTBEAT, [row])
+        return self._finish(result, started, weight0)
+
+    # -- cycles ----------------------------------------------------------------------------
+
+    def jobs(self) -> dict[str, Callable[[], JobResult]]:
+        """Every job by name, in the order one cycle runs them."""
+        return {
+            "ticker_24hr": self.refresh_universe,
+            "klines": self.klines,
+            "trades": self.trades,
+            "depth": self.depth,
+            "prices": self.prices,
+            "heartbeat": self.heartbeat,
+        }
+
+    def once(self) -> list[JobResult]:
+        """One full cycle: every job once, universe first. Stops early on shutdown."""
+        results = []
+        for job in self.jobs().values():
+            if self.sleeper.stopped:
+                break
+            results.append(job())
+        return results

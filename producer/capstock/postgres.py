@@ -1,0 +1,272 @@
+"""Stage 3: bulk, idempotent writes into Postgres.
+
+Guarantee: :meth:`PostgresWriter.write` applies a batch in one transaction, so it is
+either fully written or not at all. Rows are keyed by each table's natural primary key,
+so writing the same batch twice changes nothing (``ON CONFLICT``). If the connection is
+lost (server restart, ``pg_terminate_backend``, network), the writer reconnects with
+backoff and writes the same batch again; the caller keeps its rows until ``write``
+returns. After a shutdown request it keeps trying for :data:`SHUTDOWN_GRACE_SECONDS`
+and then raises :class:`WriteAbandoned` (logged with the number of rows lost).
+
+Two strategies, same SQL semantics:
+
+* ``copy`` (default): binary ``COPY`` into a per-connection temporary staging table
+  (``ON COMMIT DELETE ROWS``), then one ``INSERT … SELECT … ON CONFLICT``;
+* ``executemany``: ``INSERT … VALUES … ON CONFLICT`` through psycopg's pipelined
+  ``executemany``.
+
+``bench/bench_postgres_writes.py`` measures both against naive baselines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from capstock.backoff import Backoff, Interrupted, Sleeper
+from capstock.tables import TABLES, Table, postgres_ddl
+
+log = logging.getLogger(__name__)
+
+RECONNECT_BASE_SECONDS = 0.5
+RECONNECT_CAP_SECONDS = 15.0
+SHUTDOWN_GRACE_SECONDS = 20.0
+"""After SIGTERM, how long a batch in hand may keep waiting for the database."""
+
+Strategy = Literal["copy", "executemany"]
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class WriteAbandoned(Exception):
+    """Shutdown was requested and the database stayed unreachable: the batch was not written."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows: int
+    """Distinct rows in the batch (duplicates of one key inside a batch count once)."""
+    changed: int
+    """Rows inserted or updated; ``rows - changed`` were already present and unchanged."""
+    attempts: int
+
+
+def dedupe(table: Table, rows: Iterable[dict]) -> list[tuple]:
+    """Rows as tuples in column order, one per primary key (the last occurrence wins).
+
+    ``ON CONFLICT DO UPDATE`` refuses to touch one row twice in a statement, so a batch
+    must not repeat a key.
+    """
+    cols = table.column_names
+    pk_idx = [cols.index(k) for k in table.primary_key]
+    out: dict[tuple, tuple] = {}
+    for row in rows:
+        values = tuple(row.get(c) for c in cols)
+        out[tuple(values[i] for i in pk_idx)] = values
+    return list(out.values())
+
+
+def _idents(names: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def conflict_clause(table: Table) -> sql.Composable:
+    """``ON CONFLICT`` for the table's policy; updates skip rows whose values are unchanged."""
+    pk = _idents(table.primary_key)
+    if table.on_conflict == "ignore" or not table.value_columns:
+        return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(pk)
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.value_columns
+    )
+    compared = [c for c in table.value_columns if c != "ingested_at"]
+    target = sql.Identifier(table.name)
+    mine = sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in compared)
+    theirs = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in compared)
+    return sql.SQL(
+        "ON CONFLICT ({pk}) DO UPDATE SET {sets} WHERE ({mine}) IS DISTINCT FROM ({theirs})"
+    ).format(pk=pk, sets=sets, mine=mine, theirs=theirs)
+
+
+def stage_name(table: Table) -> str:
+    return f"_stage_{table.name}"
+
+
+class PostgresWriter:
+    """Writes row batches; owns one connection, replaced whenever it breaks."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        sleeper: Sleeper | None = None,
+        strategy: Strategy = "copy",
+        backoff: Callable[[], Backoff] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.conninfo = conninfo
+        self.sleeper = sleeper or Sleeper()
+        self.strategy = strategy
+        self._backoff = backoff or (
+            lambda: Backoff(
+                base=RECONNECT_BASE_SECONDS, cap=RECONNECT_CAP_SECONDS, max_attempts=None
+            )
+        )
+        self._clock = clock
+        self._conn: psycopg.Connection | None = None
+        self._staged: set[str] = set()
+        self.reconnects = 0
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True)
+            self._staged = set()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
+        self._staged = set()
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def _with_retry(
+        self, what: str, fn: Callable[[psycopg.Connection], object]
+    ) -> tuple[object, int]:
+        """Run ``fn(conn)``; on connection errors reconnect with backoff and run it again."""
+        backoff = self._backoff()
+        attempts = 0
+        grace_deadline: float | None = None
+        while True:
+            attempts += 1
+            try:
+                return fn(self._connection()), attempts
+            except CONNECTION_ERRORS as e:
+                self._drop_connection()
+                self.reconnects += 1
+                delay = backoff.next_delay()
+                log.warning(
+                    "postgres unavailable during %s attempt=%d retry_in=%.2fs error=%s",
+                    what,
+                    attempts,
+                    delay,
+                    str(e).strip().splitlines()[0] if str(e) else e,
+                )
+                if self.sleeper.stopped:
+                    now = self._clock()
+                    grace_deadline = grace_deadline or now + SHUTDOWN_GRACE_SECONDS
+                    if now >= grace_deadline:
+                        raise WriteAbandoned(f"{what}: database unreachable at shutdown") from e
+                    self._pause_uninterruptible(min(delay, grace_deadline - now))
+                else:
+                    try:
+                        self.sleeper.sleep(delay)
+                    except Interrupted:
+                        grace_deadline = self._clock() + SHUTDOWN_GRACE_SECONDS
+
+    def _pause_uninterruptible(self, seconds: float) -> None:
+        # The stop flag is already set, so Sleeper.wait would return at once.
+        if hasattr(self.sleeper, "waits"):
+            self.sleeper.waits.append(seconds)  # RecordingSleeper in tests
+            return
+        time.sleep(max(0.0, seconds))
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def init_schema(self, tables: Iterable[Table] | None = None) -> None:
+        """Create every declared table that does not exist yet (idempotent)."""
+        ddl = [postgres_ddl(t) for t in (tables or TABLES.values())]
+
+        def apply(conn: psycopg.Connection) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                for statement in ddl:
+                    cur.execute(statement)
+
+        self._with_retry("init-db", apply)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def write(self, table: Table, rows: Iterable[dict]) -> WriteResult:
+        """Upsert ``rows`` into ``table`` in one transaction (see the module docstring)."""
+        values = dedupe(table, rows)
+        if not values:
+            return WriteResult(table.name, 0, 0, 0)
+        write_batch = self._copy_upsert if self.strategy == "copy" else self._executemany_upsert
+        changed, attempts = self._with_retry(
+            f"write {table.name}", lambda conn: write_batch(conn, table, values)
+        )
+        return WriteResult(table.name, len(values), int(changed), attempts)
+
+    def _copy_upsert(self, conn: psycopg.Connection, table: Table, values: list[tuple]) -> int:
+        stage = sql.Identifier(stage_name(table))
+        cols = _idents(table.column_names)
+        created = False
+        with conn.transaction(), conn.cursor() as cur:
+            if table.name not in self._staged:
+                cur.execute(
+                    sql.SQL(
+                        "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                        "ON COMMIT DELETE ROWS"
+                    ).format(stage, sql.Identifier(table.name))
+                )
+                created = True
+            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)
+            with cur.copy(copy_sql) as copy:
+                copy.set_types([c.pg_type for c in table.columns])
+                for v in values:
+                    copy.write_row(v)
+            cur.execute(
+                sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} {conflict}").format(
+                    t=sql.Identifier(table.name),
+                    cols=cols,
+                    stage=stage,
+                    conflict=conflict_clause(table),
+                )
+            )
+            changed = cur.rowcount
+        if created:
+            self._staged.add(table.name)
+        return changed
+
+    def _executemany_upsert(
+        self, conn: psycopg.Connection, table: Table, values: list[tuple]
+    ) -> int:
+        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({params}) {conflict}").format(
+            t=sql.Identifier(table.name),
+            cols=_idents(table.column_names),
+            params=sql.SQL(", ").join(sql.Placeholder() * len(table.columns)),
+            conflict=conflict_clause(table),
+        )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(query, values)
+            return cur.rowcount
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def last_trade_id(self, symbol: str) -> int | None:
+        """The highest stored trade id of ``symbol`` (resumes gap detection after a restart)."""
+
+        def query(conn: psycopg.Connection) -> int | None:
+            row = conn.execute(
+                sql.SQL("SELECT max({}) FROM {} WHERE {} = %s").format(
+                    sql.Identifier("trade_id"),
+                    sql.Identifier("recent_trades"),
+                    sql.Identifier("symbol"),
+                ),
+                (symbol,),
+            ).fetchone()
+            return row[0] if row else None
+
+        result, _ = self._with_retry("read last trade id", query)
+        return result  # type: ignore[return-value]

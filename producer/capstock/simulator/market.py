@@ -1,0 +1,413 @@
+"""A seeded random-walk spot market: trades, candles, books and 24h statistics.
+
+Everything is exact :class:`~decimal.Decimal` and every time is integer milliseconds, so
+the server can render Binance's shapes (string decimals, int ms) without rounding surprises.
+Time only moves when :meth:`Market.advance` is called with a later ``now_ms``: trades for
+the elapsed interval are generated then (a Poisson stream per symbol), and each trade
+updates its one-minute candle. Longer intervals are aggregated from the one-minute candles.
+The same seed and the same sequence of ``advance`` times give the same market.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
+TRADE_HISTORY = 1000
+"""Trades kept per symbol: the maximum ``limit`` of GET /api/v3/trades."""
+CANDLE_HISTORY_MINUTES = 2 * 24 * 60
+MAX_TRADES_PER_ADVANCE = 5000
+"""Per symbol; a longer pause skips time (ids stay contiguous)."""
+STEP_SIGMA = 0.0002
+"""Relative standard deviation of the price change per trade."""
+
+# Base asset -> rough price in USDT. Listed in the order symbols are created.
+ANCHORS: tuple[tuple[str, str], ...] = (
+    ("BTC", "65000"),
+    ("ETH", "3200"),
+    ("SOL", "150"),
+    ("BNB", "580"),
+    ("XRP", "0.52"),
+    ("DOGE", "0.12"),
+    ("SHIB", "0.00001234"),
+    ("PEPE", "0.0000089"),
+    ("ADA", "0.45"),
+    ("AVAX", "35"),
+    ("LINK", "14"),
+    ("DOT", "7"),
+    ("TRX", "0.12"),
+    ("LTC", "80"),
+    ("BCH", "450"),
+    ("UNI", "7.5"),
+    ("ATOM", "8"),
+    ("XLM", "0.11"),
+    ("NEAR", "5"),
+    ("APT", "9"),
+    ("ARB", "1.1"),
+    ("OP", "2.3"),
+    ("FIL", "5.5"),
+    ("ICP", "12"),
+    ("ETC", "27"),
+    ("HBAR", "0.08"),
+    ("VET", "0.03"),
+    ("INJ", "25"),
+    ("SUI", "1.2"),
+    ("FLOKI", "0.00015"),
+    ("BONK", "0.000021"),
+    ("WIF", "2.5"),
+    ("TIA", "8"),
+    ("SEI", "0.45"),
+)
+CROSS_PAIRS: tuple[tuple[str, str, str], ...] = (("ETH", "BTC", "0.049"), ("BNB", "BTC", "0.0089"))
+"""Non-USDT pairs added when at least 3 USDT symbols exist (the universe must skip them)."""
+
+EIGHT = Decimal("0.00000001")
+
+
+def fmt(d: Decimal) -> str:
+    """Binance's fixed 8-decimal rendering: ``Decimal('4.000002')`` → ``'4.00000200'``."""
+    return f"{d.quantize(EIGHT, rounding=ROUND_HALF_EVEN):f}"
+
+
+def fmt_exact(d: Decimal) -> str:
+    """Plain notation without trailing zeros (``quoteQty`` style): ``'48.000012'``."""
+    text = f"{d.normalize():f}"
+    return text if "." in text or "E" not in text else f"{d:f}"
+
+
+def _pow10(exp: int) -> Decimal:
+    return Decimal(1).scaleb(exp)
+
+
+@dataclass
+class Trade:
+    id: int
+    price: Decimal
+    qty: Decimal
+    time_ms: int
+    is_buyer_maker: bool
+
+    @property
+    def quote_qty(self) -> Decimal:
+        return self.price * self.qty
+
+
+@dataclass
+class Candle:
+    open_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = Decimal(0)
+    quote_volume: Decimal = Decimal(0)
+    count: int = 0
+    taker_buy_base: Decimal = Decimal(0)
+    taker_buy_quote: Decimal = Decimal(0)
+
+    def add(self, t: Trade) -> None:
+        self.high = max(self.high, t.price)
+        self.low = min(self.low, t.price)
+        self.close = t.price
+        self.volume += t.qty
+        self.quote_volume += t.quote_qty
+        self.count += 1
+        if not t.is_buyer_maker:
+            self.taker_buy_base += t.qty
+            self.taker_buy_quote += t.quote_qty
+
+
+@dataclass
+class SymbolState:
+    symbol: str
+    base: str
+    quote: str
+    price: Decimal
+    tick: Decimal
+    step: Decimal
+    notional_median: float
+    trade_rate: float
+    """Mean trades per second."""
+    next_trade_id: int
+    open_24h: Decimal
+    volume_24h_base: Decimal
+    quote_volume_24h_base: Decimal
+    count_24h_base: int
+    clock_ms: int
+    trades: deque[Trade] = field(default_factory=lambda: deque(maxlen=TRADE_HISTORY))
+    candles: dict[int, Candle] = field(default_factory=dict)
+    update_id: int = 1
+    high_24h: Decimal = Decimal(0)
+    low_24h: Decimal = Decimal(0)
+    generated_volume: Decimal = Decimal(0)
+    generated_quote_volume: Decimal = Decimal(0)
+    generated_count: int = 0
+
+
+class Market:
+    """The simulated market for ``symbol_count`` USDT pairs (plus two BTC-quoted pairs)."""
+
+    def __init__(
+        self,
+        *,
+        symbol_count: int = 20,
+        seed: int = 1,
+        now_ms: int,
+        trade_rate: float = 1.0,
+        history_minutes: int = 30,
+    ) -> None:
+        if symbol_count < 1:
+            raise ValueError("symbol_count must be at least 1")
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.symbols: dict[str, SymbolState] = {}
+        start_ms = now_ms - history_minutes * MINUTE_MS
+        for i in range(symbol_count):
+            if i < len(ANCHORS):
+                base, anchor = ANCHORS[i]
+                price = Decimal(anchor) * Decimal(str(round(self.rng.uniform(0.9, 1.1), 4)))
+            else:
+                base = f"SIM{i:03d}"
+                price = Decimal(str(10 ** self.rng.uniform(-5, 4.5)))
+            self._add(base, "USDT", price, trade_rate, start_ms)
+        if symbol_count >= 3:
+            for base, quote, anchor in CROSS_PAIRS:
+                self._add(base, quote, Decimal(anchor), trade_rate / 2, start_ms)
+        self.now_ms = start_ms
+        self.advance(now_ms)
+
+    def _add(self, base: str, quote: str, price: Decimal, rate: float, start_ms: int) -> None:
+        rng = self.rng
+        magnitude = math.floor(math.log10(price))
+        tick = max(EIGHT, min(Decimal("0.01"), _pow10(magnitude - 4)))
+        price = max(tick, price.quantize(tick))
+        # Lot size: whole units for sub-cent coins, 1e-5 for BTC-like prices.
+        step = max(EIGHT, min(Decimal(1), _pow10(-max(0, magnitude + 2))))
+        quote_volume = Decimal(str(round(10 ** rng.uniform(5.5, 10.3), 2)))
+        open_24h = (price * Decimal(str(round(math.exp(rng.gauss(0, 0.06)), 6)))).quantize(tick)
+        state = SymbolState(
+            symbol=base + quote,
+            base=base,
+            quote=quote,
+            price=price,
+            tick=tick,
+            step=step,
+            notional_median=10 ** rng.uniform(1.5, 3.0),
+            trade_rate=rate * rng.uniform(0.5, 1.5),
+            next_trade_id=rng.randrange(10_000, 5_000_000_000),
+            open_24h=max(tick, open_24h),
+            volume_24h_base=(quote_volume / price).quantize(step),
+            quote_volume_24h_base=quote_volume,
+            count_24h_base=rng.randrange(10_000, 5_000_000),
+            clock_ms=start_ms,
+        )
+        state.high_24h = max(price, state.open_24h)
+        state.low_24h = min(price, state.open_24h)
+        state.update_id = rng.randrange(1_000_000, 90_000_000_000)
+        self.symbols[state.symbol] = state
+
+    # -- time ------------------------------------------------------------------------------
+
+    def advance(self, now_ms: int) -> None:
+        """Generate every trade up to ``now_ms`` (earlier times are ignored)."""
+        if now_ms <= self.now_ms:
+            return
+        self.now_ms = now_ms
+        for s in self.symbols.values():
+            self._generate(s, now_ms)
+
+    def _generate(self, s: SymbolState, now_ms: int) -> None:
+        rng = self.rng
+        rate_per_ms = s.trade_rate / 1000
+        span = now_ms - s.clock_ms
+        if span * rate_per_ms > MAX_TRADES_PER_ADVANCE:
+            s.clock_ms = now_ms - int(MAX_TRADES_PER_ADVANCE / rate_per_ms)
+        t = float(s.clock_ms)
+        while True:
+            t += rng.expovariate(rate_per_ms)
+            if t > now_ms:
+                break
+            self._trade(s, int(t))
+        s.clock_ms = now_ms
+        self._prune(s, now_ms)
+
+    def _trade(self, s: SymbolState, time_ms: int) -> None:
+        rng = self.rng
+        factor = Decimal(str(round(math.exp(rng.gauss(0, STEP_SIGMA)), 8)))
+        s.price = max(s.tick, (s.price * factor).quantize(s.tick))
+        notional = s.notional_median * math.exp(rng.gauss(0, 1.2))
+        qty = (Decimal(str(round(notional, 6))) / s.price).quantize(s.step)
+        qty = max(s.step, qty)
+        trade = Trade(s.next_trade_id, s.price, qty, time_ms, rng.random() < 0.5)
+        s.next_trade_id += 1
+        s.update_id += rng.randrange(1, 4)
+        s.trades.append(trade)
+        s.high_24h = max(s.high_24h, s.price)
+        s.low_24h = min(s.low_24h, s.price)
+        s.generated_volume += qty
+        s.generated_quote_volume += trade.quote_qty
+        s.generated_count += 1
+        minute = time_ms // MINUTE_MS * MINUTE_MS
+        candle = s.candles.get(minute)
+        if candle is None:
+            candle = Candle(minute, trade.price, trade.price, trade.price, trade.price)
+            s.candles[minute] = candle
+        candle.add(trade)
+
+    def _prune(self, s: SymbolState, now_ms: int) -> None:
+        oldest = now_ms - CANDLE_HISTORY_MINUTES * MINUTE_MS
+        if s.candles and next(iter(s.candles)) < oldest:
+            for k in [k for k in s.candles if k < oldest]:
+                del s.candles[k]
+
+    def skip_trade_ids(self, symbol: str, count: int) -> None:
+        """Make the next trade id jump by ``count`` (a gap a poller must notice)."""
+        self.symbols[symbol].next_trade_id += count
+
+    # -- views -----------------------------------------------------------------------------
+
+    def trades(self, symbol: str, limit: int) -> list[Trade]:
+        trades = self.symbols[symbol].trades
+        return list(trades)[-limit:] if limit else []
+
+    def klines(
+        self,
+        symbol: str,
+        interval_ms: int,
+        limit: int,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[tuple]:
+        """Candles of ``interval_ms`` (a multiple of one minute), oldest first.
+
+        Each tuple: (open_ms, open, high, low, close, volume, close_ms, quote_volume, count,
+        taker_buy_base, taker_buy_quote). Minutes without trades carry the previous close
+        with zero volume, as on the exchange.
+        """
+        s = self.symbols[symbol]
+        if not s.candles:
+            return []
+        first_minute = next(iter(s.candles))
+        first_bucket = first_minute // interval_ms * interval_ms
+        last_bucket = self.now_ms // interval_ms * interval_ms
+        if start_ms is not None:
+            lo = max(first_bucket, (start_ms + interval_ms - 1) // interval_ms * interval_ms)
+            buckets = range(lo, last_bucket + 1, interval_ms)
+            if end_ms is not None:
+                buckets = range(lo, min(last_bucket, end_ms) + 1, interval_ms)
+            wanted = list(buckets)[:limit]
+        else:
+            hi = (
+                last_bucket
+                if end_ms is None
+                else min(last_bucket, end_ms // interval_ms * interval_ms)
+            )
+            lo = max(first_bucket, hi - (limit - 1) * interval_ms)
+            wanted = list(range(lo, hi + 1, interval_ms))
+        out = []
+        prev_close: Decimal | None = None
+        # Find the close before the first wanted bucket to fill empty buckets.
+        for minute, candle in s.candles.items():
+            if wanted and minute < wanted[0]:
+                prev_close = candle.close
+        for bucket in wanted:
+            agg: Candle | None = None
+            for minute in range(bucket, bucket + interval_ms, MINUTE_MS):
+                c = s.candles.get(minute)
+                if c is None:
+                    continue
+                if agg is None:
+                    agg = Candle(bucket, c.open, c.high, c.low, c.close)
+                agg.high = max(agg.high, c.high)
+                agg.low = min(agg.low, c.low)
+                agg.close = c.close
+                agg.volume += c.volume
+                agg.quote_volume += c.quote_volume
+                agg.count += c.count
+                agg.taker_buy_base += c.taker_buy_base
+                agg.taker_buy_quote += c.taker_buy_quote
+            if agg is None:
+                if prev_close is None:
+                    continue
+                agg = Candle(bucket, prev_close, prev_close, prev_close, prev_close)
+            prev_close = agg.close
+            out.append(
+                (
+                    bucket,
+                    agg.open,
+                    agg.high,
+                    agg.low,
+                    agg.close,
+                    agg.volume,
+                    bucket + interval_ms - 1,
+                    agg.quote_volume,
+                    agg.count,
+                    agg.taker_buy_base,
+                    agg.taker_buy_quote,
+                )
+            )
+        return out
+
+    def book(self, symbol: str, limit: int) -> tuple[int, list[tuple], list[tuple]]:
+        """(lastUpdateId, bids best-first, asks best-first) around the last price."""
+        s = self.symbols[symbol]
+        rng = random.Random(f"{self.seed}:{symbol}:{s.update_id}")
+        spread = s.tick * rng.randrange(1, 4)
+        best_bid = max(s.tick, s.price - (spread // 2 // s.tick) * s.tick)
+        best_ask = best_bid + spread
+        bids, asks = [], []
+        price = best_bid
+        for _ in range(limit):
+            if price <= 0:
+                break
+            bids.append((price, self._level_qty(s, rng)))
+            price -= s.tick * rng.randrange(1, 4)
+        price = best_ask
+        for _ in range(limit):
+            asks.append((price, self._level_qty(s, rng)))
+            price += s.tick * rng.randrange(1, 4)
+        return s.update_id, bids, asks
+
+    @staticmethod
+    def _level_qty(s: SymbolState, rng: random.Random) -> Decimal:
+        notional = s.notional_median * math.exp(rng.gauss(1.0, 1.0))
+        return max(s.step, (Decimal(str(round(notional, 6))) / s.price).quantize(s.step))
+
+    def ticker_24hr(self, symbol: str) -> dict:
+        """The FULL ticker/24hr object: synthetic baseline volume plus generated trades."""
+        s = self.symbols[symbol]
+        last = s.trades[-1] if s.trades else None
+        _, bids, asks = self.book(symbol, 1)
+        volume = s.volume_24h_base + s.generated_volume
+        quote_volume = s.quote_volume_24h_base + s.generated_quote_volume
+        change = s.price - s.open_24h
+        count = s.count_24h_base + s.generated_count
+        last_id = s.next_trade_id - 1
+        return {
+            "symbol": s.symbol,
+            "priceChange": fmt(change),
+            "priceChangePercent": f"{(change / s.open_24h * 100).quantize(Decimal('0.001')):f}",
+            "weightedAvgPrice": fmt(quote_volume / volume),
+            "prevClosePrice": fmt(s.open_24h),
+            "lastPrice": fmt(s.price),
+            "lastQty": fmt(last.qty if last else Decimal(0)),
+            "bidPrice": fmt(bids[0][0]),
+            "bidQty": fmt(bids[0][1]),
+            "askPrice": fmt(asks[0][0]),
+            "askQty": fmt(asks[0][1]),
+            "openPrice": fmt(s.open_24h),
+            "highPrice": fmt(s.high_24h),
+            "lowPrice": fmt(s.low_24h),
+            "volume": fmt(volume),
+            "quoteVolume": fmt(quote_volume),
+            "openTime": self.now_ms - DAY_MS,
+            "closeTime": self.now_ms,
+            "firstId": last_id - count + 1,
+            "lastId": last_id,
+            "count": count,
+        }

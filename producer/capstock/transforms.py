@@ -1,0 +1,277 @@
+"""Stage 2: raw Binance JSON → table rows (dicts keyed by the column names in ``tables``).
+
+Rules: decimals are parsed from Binance's strings with :class:`decimal.Decimal` and never
+pass through ``float``; millisecond integers become timezone-aware UTC datetimes with exactly
+that millisecond; a record that does not have the documented shape raises
+:class:`BadRecord` (the jobs count and log it, and keep the rest of the batch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BOOK_SIDES = ("bid", "ask")
+KLINE_FIELDS = 12
+
+
+class BadRecord(ValueError):
+    """A record that does not have the documented shape."""
+
+
+def ms_to_utc(ms: Any) -> datetime:
+    """``1499865549590`` → ``2017-07-12 13:19:09.590000+00:00`` (exact; no float maths)."""
+    if isinstance(ms, bool) or not isinstance(ms, int):
+        raise BadRecord(f"expected integer milliseconds, got {ms!r}")
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def utc_to_ms(t: datetime) -> int:
+    return (t - EPOCH) // timedelta(milliseconds=1)
+
+
+def now_utc(clock: Callable[[], float] | None = None) -> datetime:
+    """The current time, truncated to the millisecond (what both stores can keep)."""
+    if clock is None:
+        t = datetime.now(UTC)
+        return t.replace(microsecond=t.microsecond // 1000 * 1000)
+    return ms_to_utc(int(clock() * 1000))
+
+
+def dec(value: Any) -> Decimal:
+    """``"0.00001234"`` → ``Decimal('0.00001234')``. Only strings are accepted: a JSON number
+    would already have been through a float."""
+    if not isinstance(value, str):
+        raise BadRecord(f"expected a decimal string, got {value!r}")
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        raise BadRecord(f"not a decimal: {value!r}") from None
+    if not d.is_finite():
+        raise BadRecord(f"not a finite decimal: {value!r}")
+    return d
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRecord(f"expected an integer, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadRecord(f"expected a boolean, got {value!r}")
+    return value
+
+
+def _field(raw: Any, key: str) -> Any:
+    try:
+        return raw[key]
+    except (KeyError, TypeError):
+        raise BadRecord(f"missing field {key!r}") from None
+
+
+def kline_row(
+    symbol: str, interval: str, raw: Any, *, now: datetime, rank: int | None, ingested_at: datetime
+) -> dict:
+    """One kline (12-element array from ``GET /api/v3/klines``) → a ``kline_data`` row.
+
+    Sample::
+
+        [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100",
+         "148976.11427815", 1499644799999, "2434.19055334", 308, "1756.87402397",
+         "28.46694368", "0"]
+
+    Order: open time, open, high, low, close, volume, close time, quote volume, trade count,
+    taker buy base volume, taker buy quote volume, unused. The candle is closed once its
+    close time (``open + interval - 1 ms``) is before ``now``.
+    """
+    if not isinstance(raw, list) or len(raw) != KLINE_FIELDS:
+        raise BadRecord(f"kline is not a {KLINE_FIELDS}-element array: {raw!r}")
+    close_time = ms_to_utc(raw[6])
+    return {
+        "symbol": symbol,
+        "interval": interval,
+        "open_time": ms_to_utc(raw[0]),
+        "close_time": close_time,
+        "open": dec(raw[1]),
+        "high": dec(raw[2]),
+        "low": dec(raw[3]),
+        "close": dec(raw[4]),
+        "volume": dec(raw[5]),
+        "quote_volume": dec(raw[7]),
+        "trade_count": _int(raw[8]),
+        "taker_buy_base_volume": dec(raw[9]),
+        "taker_buy_quote_volume": dec(raw[10]),
+        "is_closed": close_time < now,
+        "rank": rank,
+        "ingested_at": ingested_at,
+    }
+
+
+def trade_row(symbol: str, raw: Any, *, ingested_at: datetime) -> dict:
+    """One trade from ``GET /api/v3/trades`` → a ``recent_trades`` row.
+
+    Sample::
+
+        {"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
+         "time": 1499865549590, "isBuyerMaker": true, "isBestMatch": true}
+    """
+    trade_time = ms_to_utc(_field(raw, "time"))
+    return {
+        "symbol": symbol,
+        "trade_id": _int(_field(raw, "id")),
+        "price": dec(_field(raw, "price")),
+        "qty": dec(_field(raw, "qty")),
+        "quote_qty": dec(_field(raw, "quoteQty")),
+        "trade_time": trade_time,
+        "is_buyer_maker": _bool(_field(raw, "isBuyerMaker")),
+        "is_best_match": _bool(_field(raw, "isBestMatch")),
+        "day": trade_time.date(),
+        "ingested_at": ingested_at,
+    }
+
+
+def book_rows(
+    symbol: str, raw: Any, *, snapshot_time: datetime, levels: int, ingested_at: datetime
+) -> list[dict]:
+    """One ``GET /api/v3/depth`` response → ``order_book`` rows, top ``levels`` per side.
+
+    Sample::
+
+        {"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000"]],
+         "asks": [["4.00000200", "12.00000000"]]}
+
+    Bids come best (highest) first, asks best (lowest) first; ``level`` 0 is the best price.
+    Every row of one response shares ``snapshot_time``. The whole snapshot is rejected if
+    any level is malformed (half a book would be misleading).
+    """
+    last_update_id = _int(_field(raw, "lastUpdateId"))
+    rows = []
+    for side, key in zip(BOOK_SIDES, ("bids", "asks"), strict=True):
+        entries = _field(raw, key)
+        if not isinstance(entries, list):
+            raise BadRecord(f"{key} is not a list")
+        for level, entry in enumerate(entries[:levels]):
+            if not isinstance(entry, list) or len(entry) != 2:
+                raise BadRecord(f"{key}[{level}] is not a [price, qty] pair: {entry!r}")
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "snapshot_time": snapshot_time,
+                    "side": side,
+                    "price": dec(entry[0]),
+                    "qty": dec(entry[1]),
+                    "level": level,
+                    "last_update_id": last_update_id,
+                    "day": snapshot_time.date(),
+                    "ingested_at": ingested_at,
+                }
+            )
+    return rows
+
+
+def ticker_24hr_row(raw: Any, *, rank: int, ingested_at: datetime) -> dict:
+    """One FULL ``GET /api/v3/ticker/24hr`` entry → a ``top_24hr`` row.
+
+    Sample::
+
+        {"symbol": "BNBBTC", "priceChange": "-94.99999800", "priceChangePercent": "-95.960",
+         "weightedAvgPrice": "0.29628482", "prevClosePrice": "0.10002000",
+         "lastPrice": "4.00000200", "lastQty": "200.00000000", "bidPrice": "4.00000000",
+         "bidQty": "100.00000000", "askPrice": "4.00000200", "askQty": "100.00000000",
+         "openPrice": "99.00000000", "highPrice": "100.00000000", "lowPrice": "0.10000000",
+         "volume": "8913.30000000", "quoteVolume": "15.30000000", "openTime": 1499783499040,
+         "closeTime": 1499869899040, "firstId": 28385, "lastId": 28460, "count": 76}
+    """
+    return {
+        "symbol": _symbol(_field(raw, "symbol")),
+        "close_time": ms_to_utc(_field(raw, "closeTime")),
+        "open_time": ms_to_utc(_field(raw, "openTime")),
+        "price_change": dec(_field(raw, "priceChange")),
+        "price_change_percent": dec(_field(raw, "priceChangePercent")),
+        "weighted_avg_price": dec(_field(raw, "weightedAvgPrice")),
+        "prev_close_price": dec(_field(raw, "prevClosePrice")),
+        "last_price": dec(_field(raw, "lastPrice")),
+        "last_qty": dec(_field(raw, "lastQty")),
+        "bid_price": dec(_field(raw, "bidPrice")),
+        "ask_price": dec(_field(raw, "askPrice")),
+        "open_price": dec(_field(raw, "openPrice")),
+        "high_price": dec(_field(raw, "highPrice")),
+        "low_price": dec(_field(raw, "lowPrice")),
+        "volume": dec(_field(raw, "volume")),
+        "quote_volume": dec(_field(raw, "quoteVolume")),
+        "first_id": _int(_field(raw, "firstId")),
+        "last_id": _int(_field(raw, "lastId")),
+        "trade_count": _int(_field(raw, "count")),
+        "rank": rank,
+        "ingested_at": ingested_at,
+    }
+
+
+def price_row(raw: Any, *, ts: datetime, ingested_at: datetime) -> dict:
+    """One ``GET /api/v3/ticker/price`` entry → a ``latest_prices`` row.
+
+    Sample::
+
+        {"symbol": "LTCBTC", "price": "4.00000200"}
+
+    The response carries no time, so ``ts`` is the fetch time (shared by one fetch).
+    """
+    return {
+        "symbol": _symbol(_field(raw, "symbol")),
+        "ts": ts,
+        "price": dec(_field(raw, "price")),
+        "day": ts.date(),
+        "ingested_at": ingested_at,
+    }
+
+
+def heartbeat_row(
+    source: str,
+    *,
+    beat_time: datetime,
+    weight_used_1m: int | None,
+    trade_gaps_total: int | None,
+    ingested_at: datetime,
+) -> dict:
+    return {
+        "source": source,
+        "beat_time": beat_time,
+        "weight_used_1m": weight_used_1m,
+        "trade_gaps_total": trade_gaps_total,
+        "ingested_at": ingested_at,
+    }
+
+
+def _symbol(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRecord(f"expected a symbol, got {value!r}")
+    return value
+
+
+T = TypeVar("T")
+
+
+def parse_each(
+    items: Iterable[Any], parse: Callable[[Any], T], *, context: str
+) -> tuple[list[T], int]:
+    """Apply ``parse`` to each item; bad items are counted and the first one is logged."""
+    rows: list[T] = []
+    bad = 0
+    for item in items:
+        try:
+            rows.append(parse(item))
+        except BadRecord as e:
+            bad += 1
+            if bad == 1:
+                log.warning("bad record context=%s error=%s record=%.300r", context, e, item)
+    if bad > 1:
+        log.warning("bad records context=%s count=%d", context, bad)
+    return rows, bad

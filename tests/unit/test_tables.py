@@ -1,0 +1,82 @@
+"""The table registry and the Postgres DDL derived from it."""
+
+import re
+
+import pytest
+from capstock.tables import TABLES, Column, Table, postgres_ddl, postgres_schema
+
+EXPECTED_KEYS = {
+    "kline_data": (("symbol", "interval", "open_time"), ("symbol", "interval")),
+    "recent_trades": (("symbol", "trade_id"), ("symbol", "day")),
+    "order_book": (("symbol", "snapshot_time", "side", "price"), ("symbol", "day")),
+    "top_24hr": (("symbol", "close_time"), ("symbol",)),
+    "latest_prices": (("symbol", "ts"), ("symbol", "day")),
+    "heartbeat": (("source",), ("source",)),
+}
+
+
+def test_registry_holds_the_six_tables_in_pipeline_order():
+    assert list(TABLES) == [
+        "kline_data",
+        "recent_trades",
+        "order_book",
+        "top_24hr",
+        "latest_prices",
+        "heartbeat",
+    ]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_KEYS))
+def test_natural_keys(name):
+    table = TABLES[name]
+    assert (table.primary_key, table.partition_key) == EXPECTED_KEYS[name]
+
+
+@pytest.mark.parametrize("table", list(TABLES.values()), ids=list(TABLES))
+def test_every_table_has_ingest_time_and_typed_columns(table):
+    assert table.column("ingested_at").pg_type == "timestamptz"
+    for column in table.columns:
+        if column.pg_type == "numeric":
+            assert column.cql_type == "decimal"
+        if column.pg_type == "timestamptz":
+            assert column.cql_type == "timestamp"
+
+
+def test_prices_are_numeric_never_floating_point():
+    types = {c.pg_type for t in TABLES.values() for c in t.columns}
+    assert not types & {"real", "double precision", "float"}
+    assert TABLES["recent_trades"].column("price").pg_type == "numeric"
+
+
+def test_order_book_clustering_and_ttls():
+    book = TABLES["order_book"]
+    assert book.clustering_key == (("snapshot_time", "DESC"), ("side", "ASC"), ("price", "ASC"))
+    assert book.cassandra_primary_key == ("symbol", "day", "snapshot_time", "side", "price")
+    assert TABLES["recent_trades"].ttl_seconds == 30 * 86400
+    assert TABLES["kline_data"].ttl_seconds is None
+
+
+def test_ddl_is_derived_from_the_declaration():
+    ddl = postgres_ddl(TABLES["kline_data"])
+    assert ddl.startswith('CREATE TABLE IF NOT EXISTS "kline_data" (')
+    assert '"open" numeric NOT NULL' in ddl
+    assert '"trade_count" bigint NOT NULL' in ddl
+    assert re.search(r'"rank" integer,', ddl), "rank is nullable"
+    assert '"ingested_at" timestamptz NOT NULL DEFAULT now()' in ddl
+    assert ddl.rstrip().endswith('PRIMARY KEY ("symbol", "interval", "open_time")\n);')
+    columns = re.findall(r'^\s+"(\w+)" ', ddl, re.M)
+    assert tuple(columns) == TABLES["kline_data"].column_names
+
+
+def test_schema_covers_every_table_once():
+    schema = postgres_schema()
+    for name in TABLES:
+        assert schema.count(f'CREATE TABLE IF NOT EXISTS "{name}"') == 1
+
+
+def test_declaration_rejects_unknown_key_columns():
+    cols = (Column("a", "text", "text"), Column("ingested_at", "timestamptz", "timestamp"))
+    with pytest.raises(ValueError, match="not declared"):
+        Table("t", cols, ("b",), ("a",), (), None)
+    with pytest.raises(ValueError, match="nullable"):
+        Table("t", (Column("a", "text", "text", nullable=True), cols[1]), ("a",), ("a",), (), None)
