@@ -563,6 +563,9 @@ def _dumps(obj: Any) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, a keep-alive client
+    # waits for a delayed ACK (~40 ms) on every request.
+    disable_nagle_algorithm = True
     server_version = "cap-stock-simulator"
     sys_version = ""
 

@@ -1,0 +1,130 @@
+"""The real python-binance client, wrapped by ExchangeClient, against a misbehaving simulator.
+
+Waits go to a RecordingSleeper (and advance a fake clock where the test needs time to pass),
+so these tests compare recorded waits with Retry-After values instead of measuring time.
+"""
+
+import pytest
+from capstock.backoff import FakeClock, RecordingSleeper, RetriesExhausted
+from capstock.config import BinanceSettings, load
+from capstock.exchange.client import ExchangeClient, SymbolRejected
+from capstock.simulator import start_simulator
+
+
+def exchange(url, sleeper=None, clock=None, **settings):
+    options = {"api_url": url, "request_timeout": 2.0, **settings}
+    kwargs = {"sleeper": sleeper or RecordingSleeper(), "rng": lambda: 1.0}
+    if clock is not None:
+        kwargs["clock"] = clock
+    return ExchangeClient(load(BinanceSettings, **options), **kwargs)
+
+
+def test_obeys_retry_after_on_429(simulator):
+    simulator.add_fault("429", count=2, retry_after=7)
+    ex = exchange(simulator.url)
+    trades = ex.recent_trades("BTCUSDT", 10)
+    assert len(trades) == 10
+    assert ex.sleeper.waits == [7, 7]
+    assert ex.stats.rate_limit_waits == [7, 7]
+    assert simulator.requests["trades"] == 3
+
+
+def test_obeys_retry_after_on_418(simulator, caplog):
+    simulator.add_fault("418", count=1, retry_after=120)
+    ex = exchange(simulator.url)
+    assert ex.order_book("ETHUSDT", 5)["bids"]
+    assert ex.sleeper.waits == [120]
+    assert "rate limited path=depth status=418 code=-1003 retry_after=120s" in caplog.text
+
+
+def test_retries_5xx_with_growing_backoff(simulator):
+    for status in (500, 503, 502):
+        simulator.add_fault("5xx", count=1, status=status)
+    ex = exchange(simulator.url)
+    assert len(ex.klines("BTCUSDT", "1m", 2)) == 2
+    assert ex.sleeper.waits == [0.5, 1.0, 2.0]  # jitter pinned to its maximum
+    assert ex.stats.retries == 3
+
+
+def test_gives_up_after_max_attempts(simulator):
+    simulator.add_fault("5xx", status=500)
+    ex = exchange(simulator.url, max_attempts=4)
+    with pytest.raises(RetriesExhausted):
+        ex.ping()
+    assert simulator.requests["ping"] == 4
+    assert len(ex.sleeper.waits) == 3
+
+
+@pytest.mark.parametrize("kind", ["malformed", "truncated"])
+def test_survives_bad_bodies(simulator, kind):
+    simulator.add_fault(kind, count=2, paths=["ticker/24hr"])
+    ex = exchange(simulator.url)
+    tickers = ex.ticker_24hr()
+    assert {t["symbol"] for t in tickers} == set(simulator.symbols())
+    assert simulator.requests["ticker/24hr"] == 3
+    assert ex.stats.retries == 2
+
+
+def test_slow_response_times_out_and_is_retried(simulator):
+    simulator.add_fault("slow", count=1, delay=1.0)
+    ex = exchange(simulator.url, request_timeout=0.2)
+    assert ex.ticker_price(["BTCUSDT"])[0]["symbol"] == "BTCUSDT"
+    assert ex.stats.retries == 1
+
+
+def test_invalid_symbol_is_not_retried(simulator):
+    ex = exchange(simulator.url)
+    with pytest.raises(SymbolRejected) as err:
+        ex.klines("NOPEUSDT", "1m", 1)
+    assert (err.value.symbol, err.value.code) == ("NOPEUSDT", -1121)
+    assert simulator.requests["klines"] == 1
+    assert ex.sleeper.waits == []
+
+
+def test_stays_within_the_weight_budget_over_a_run():
+    """Three minutes' worth of polling on a fake clock: never over budget, never a 429."""
+    clock = FakeClock(1_699_999_980.0)  # the start of a minute window
+    with start_simulator(symbols=6, clock=clock, history_minutes=2) as sim:
+        sleeper = RecordingSleeper(clock)
+        ex = exchange(sim.url, sleeper=sleeper, clock=clock, weight_share=0.1)  # 600/min
+        assert ex.pacer.budget == 600
+        symbols = [s for s in sim.symbols() if s.endswith("USDT")]
+        requested = 0
+        for _ in range(12):
+            ex.ticker_24hr()
+            for s in symbols:
+                ex.recent_trades(s, 100)
+                ex.order_book(s, 20)
+                ex.klines(s, "1m", 3)
+            requested += 80 + len(symbols) * (25 + 5 + 2)
+        assert ex.stats.weight_requested == requested
+        assert requested > 3 * 600, "the run must need several windows"
+        assert sim.ledger.max_used() <= 600
+        assert sim.statuses[429] == 0 and sim.statuses[418] == 0
+        assert sum(sleeper.waits) >= (requested / 600 - 1) * 60 * 0.9
+
+
+def test_weight_used_by_another_client_is_respected():
+    clock = FakeClock(1_699_999_980.0 + 5)
+    with start_simulator(symbols=3, clock=clock, history_minutes=1) as sim:
+        sleeper = RecordingSleeper(clock)
+        ex = exchange(sim.url, sleeper=sleeper, clock=clock, weight_share=0.5)  # 3000/min
+        sim.ledger.charge(2980)  # someone else on this IP
+        ex.ping()  # the header now reports 2981
+        ex.recent_trades("BTCUSDT", 10)  # 25 more would exceed 3000: wait for the next window
+        assert sleeper.waits and sleeper.waits[-1] == pytest.approx(55 + 1, abs=0.01)
+        assert sim.statuses[429] == 0
+
+
+def test_simulator_429_retry_after_is_honoured_exactly():
+    """When the budget is set above the exchange's real limit, the 429's Retry-After
+    (seconds to the next window) is what the client waits."""
+    clock = FakeClock(1_699_999_980.0 + 45)
+    with start_simulator(symbols=3, clock=clock, weight_limit=60, history_minutes=1) as sim:
+        sleeper = RecordingSleeper(clock)
+        ex = exchange(sim.url, sleeper=sleeper, clock=clock, weight_limit=6000)
+        ex.recent_trades("BTCUSDT", 5)
+        ex.recent_trades("BTCUSDT", 5)
+        ex.recent_trades("BTCUSDT", 5)  # 75 > 60: 429 with Retry-After 15
+        assert ex.stats.rate_limit_waits == [15.0]
+        assert sim.statuses[429] == 1 and sim.statuses[200] == 3

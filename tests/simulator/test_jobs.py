@@ -1,0 +1,159 @@
+"""The producer's jobs against the simulator, with an in-memory writer instead of Postgres."""
+
+import logging
+from decimal import Decimal
+
+import pytest
+from capstock.backoff import RecordingSleeper
+from capstock.config import (
+    BinanceSettings,
+    JobSettings,
+    LogSettings,
+    PostgresSettings,
+    Settings,
+    UniverseSettings,
+    load,
+)
+from capstock.exchange.client import ExchangeClient
+from capstock.jobs import Producer
+from capstock.postgres import WriteResult, dedupe
+from capstock.tables import TABLES, Table
+
+
+class MemoryWriter:
+    """Keeps rows by primary key, like the Postgres writer's ON CONFLICT semantics."""
+
+    def __init__(self):
+        self.tables: dict[str, dict[tuple, dict]] = {name: {} for name in TABLES}
+        self.batches: list[tuple[str, int]] = []
+
+    def write(self, table: Table, rows):
+        stored = self.tables[table.name]
+        changed = 0
+        values = dedupe(table, rows)
+        for v in values:
+            row = dict(zip(table.column_names, v, strict=True))
+            key = tuple(row[k] for k in table.primary_key)
+            if key not in stored or (table.on_conflict == "update" and stored[key] != row):
+                stored[key] = row
+                changed += 1
+        self.batches.append((table.name, len(values)))
+        return WriteResult(table.name, len(values), changed, 1)
+
+    def last_trade_id(self, symbol):
+        ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
+        return max(ids) if ids else None
+
+    def close(self):
+        pass
+
+
+def make_producer(url, **universe):
+    settings = Settings(
+        postgres=load(PostgresSettings),
+        binance=load(BinanceSettings, api_url=url),
+        universe=load(UniverseSettings, **{"size": 4, "min_quote_volume": Decimal(0), **universe}),
+        jobs=load(JobSettings, trades_limit=1000, depth_levels=5, kline_limit=3),
+        log=load(LogSettings),
+    )
+    sleeper = RecordingSleeper()
+    exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)
+    return Producer(settings, exchange, MemoryWriter(), sleeper=sleeper)
+
+
+def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    p = make_producer(simulator_url)
+    results = {r.job: r for r in p.once()}
+    assert list(results) == ["ticker_24hr", "klines", "trades", "depth", "prices", "heartbeat"]
+    t = p.writer.tables
+    symbols = {r.symbol for r in p.universe}
+    assert len(symbols) == 4 and all(s.endswith("USDT") for s in symbols)
+    assert {k[0] for k in t["top_24hr"]} == symbols
+    assert {row["rank"] for row in t["top_24hr"].values()} == {1, 2, 3, 4}
+    assert {k[0] for k in t["kline_data"]} == symbols
+    assert len(t["kline_data"]) == 12
+    assert len(t["order_book"]) == 4 * 2 * 5
+    assert {k[0] for k in t["latest_prices"]} == symbols
+    assert t["heartbeat"][("producer",)]["trade_gaps_total"] == 0
+    assert all(isinstance(r["price"], Decimal) for r in t["recent_trades"].values())
+    assert "job=klines symbols=4 rows=12" in caplog.text
+    assert results["trades"].weight == 4 * 25
+
+
+def test_second_cycle_adds_no_duplicate_trades_and_updates_the_open_kline(simulator, simulator_url):
+    p = make_producer(simulator_url)
+    p.once()
+    trades_before = dict(p.writer.tables["recent_trades"])
+    simulator.market.advance(simulator.market.now_ms + 5_000)
+    second = {r.job: r for r in p.once()}
+    trades_after = p.writer.tables["recent_trades"]
+    new_ids = set(trades_after) - set(trades_before)
+    assert second["trades"].rows == len(new_ids)  # only ids above the last one were sent
+    assert second["trades"].gaps == 0
+    open_klines = [r for r in p.writer.tables["kline_data"].values() if not r["is_closed"]]
+    assert len(open_klines) == 4, "one open candle per symbol, updated in place"
+
+
+def test_trade_id_gap_is_counted_and_reported_in_the_heartbeat(simulator, simulator_url, caplog):
+    p = make_producer(simulator_url, symbols=["BTCUSDT", "ETHUSDT"])
+    p.once()
+    last = p.last_trade_ids["BTCUSDT"]
+    simulator.skip_trade_ids("BTCUSDT", 7)
+    simulator.market.advance(simulator.market.now_ms + 60_000)
+    result = p.trades()
+    assert result.gaps == 1
+    assert p.trade_gaps_total == 1 and p.trade_ids_missing_total == 7
+    assert f"trade gap symbol=BTCUSDT last_seen={last} next={last + 8} missing=7" in caplog.text
+    p.heartbeat()
+    assert p.writer.tables["heartbeat"][("producer",)]["trade_gaps_total"] == 1
+
+
+def test_invalid_symbol_in_the_list_is_skipped_with_a_log_line(simulator_url, caplog):
+    p = make_producer(simulator_url, symbols=["BTCUSDT", "NOPEUSDT", "SHIBUSDT"])
+    result = p.refresh_universe()
+    assert result.skipped == ["NOPEUSDT"]
+    assert [r.symbol for r in p.universe] == ["BTCUSDT", "SHIBUSDT"]
+    assert "skipping symbol=NOPEUSDT job=ticker_24hr status=400 code=-1121" in caplog.text
+    p.refresh_universe()  # remembered: no second -1121 round trip
+    assert p.rejected_symbols == {"NOPEUSDT"}
+
+
+def test_symbol_rejected_mid_job_does_not_stop_the_others(simulator_url, caplog):
+    p = make_producer(simulator_url)
+    p.refresh_universe()
+    from capstock.universe import Ranked
+
+    p.universe = [*p.universe[:2], Ranked("GONEUSDT", 3, {}), *p.universe[2:]]
+    result = p.klines()
+    assert result.skipped == ["GONEUSDT"] and result.symbols == 4
+    assert "skipping symbol=GONEUSDT job=klines" in caplog.text
+
+
+def test_stop_request_finishes_the_batch_in_hand(simulator_url):
+    p = make_producer(simulator_url)
+    p.refresh_universe()
+    fetched = []
+    original = p.exchange.order_book
+
+    def fetch_then_stop(symbol, limit):
+        fetched.append(symbol)
+        if len(fetched) == 2:
+            p.sleeper.stop()  # SIGTERM arrives during the second fetch
+        return original(symbol, limit)
+
+    p.exchange.order_book = fetch_then_stop
+    result = p.depth()
+    assert result.interrupted and len(fetched) == 2
+    assert result.rows == 2 * 2 * 5  # both fetched books were written
+    assert {k[0] for k in p.writer.tables["order_book"]} == set(fetched)
+
+
+@pytest.mark.parametrize("rank_by", ["quote_volume", "price_change"])
+def test_universe_rank_is_stored(simulator_url, rank_by):
+    p = make_producer(simulator_url, rank_by=rank_by)
+    p.refresh_universe()
+    p.klines()
+    ranks = {r.symbol: r.rank for r in p.universe}
+    for row in p.writer.tables["kline_data"].values():
+        assert row["rank"] == ranks[row["symbol"]]
