@@ -1,0 +1,54 @@
+# Native (no Docker) commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+FETCH_STAMP := .stack/classpath/.fetched
+
+.DEFAULT_GOAL := help
+.PHONY: help deps venv fetch stack-up stack-down stack-status up down status clean test test-unit test-integration lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+deps: ## install missing system packages (PostgreSQL, Java 17, Maven) from Debian
+	@bash stack/install-deps.sh
+
+$(VENV_STAMP): producer/pyproject.toml sink/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e './producer[dev]' -e ./sink
+	@touch $@
+
+venv: $(VENV_STAMP) ## create .venv with the project and its test tools
+
+$(FETCH_STAMP): versions.env stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml
+	bash stack/fetch.sh
+	@touch $@
+
+fetch: $(FETCH_STAMP) ## resolve Kafka, Connect, Debezium and Cassandra jars from Maven Central
+
+stack-up: deps venv fetch ## start the native stack only (Postgres, Kafka, Connect, Cassandra)
+	$(PY) -m stack up
+
+stack-down: ## stop the native stack, keep its data
+	@$(PY) -m stack down
+
+stack-status: ## one line per component; non-zero exit if any is down
+	@$(PY) -m stack status
+
+up: stack-up ## start everything
+down: stack-down ## stop everything, keep the data
+status: stack-status ## show what is running
+
+clean: ## stop everything and wipe .stack/ (data, logs, pids)
+	@if [ -x $(PY) ]; then $(PY) -m stack clean; else rm -rf .stack; fi
+
+test: deps venv fetch ## run every test: unit, then integration on the native stack
+	$(PY) -m pytest tests
+
+test-unit: venv ## unit tests only (no services)
+	$(PY) -m pytest tests/unit
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,102 @@
+"""Native stack runner: `python -m stack up|down|status|clean`.
+
+$ python -m stack up        # start Postgres, Kafka, Connect, Cassandra; wait until healthy
+$ python -m stack status    # one line per component; exit 1 if any is down
+$ python -m stack down      # stop in reverse order, keep the data
+$ python -m stack clean     # stop, then delete .stack/ (data, logs, pids)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from stack.components import Component, Connect, all_components, wipe
+from stack.process import StackError, rss_kib
+from stack.settings import StackSettings
+
+
+def up(settings: StackSettings) -> int:
+    for path in (settings.data_dir, settings.log_dir, settings.run_dir, settings.conf_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    for component in all_components(settings):
+        t0 = time.monotonic()
+        print(f"{component.name}: starting ...", flush=True)
+        try:
+            outcome = component.start()
+        except StackError as err:
+            print(f"{component.name}: FAILED\n{err}", file=sys.stderr)
+            return 1
+        print(
+            f"{component.name}: {outcome}, healthy after {time.monotonic() - t0:.1f}s", flush=True
+        )
+    print(f"stack up in {time.monotonic() - began:.1f}s; logs in {settings.log_dir}")
+    return 0
+
+
+def down(settings: StackSettings) -> int:
+    for component in reversed(all_components(settings)):
+        print(f"{component.name}: {component.stop()}", flush=True)
+    return 0
+
+
+def _status_line(component: Component) -> tuple[bool, str]:
+    pid = component.pid()
+    healthy = False
+    version = "-"
+    if pid:
+        try:
+            healthy = component.healthy()
+            version = component.version()
+        except Exception:
+            healthy = False
+    state = "up" if healthy else ("starting/unhealthy" if pid else "down")
+    rss = rss_kib(pid)
+    rss_text = f"{rss / 1024:.0f} MiB" if rss else "-"
+    return healthy, (
+        f"{component.name:<10} {state:<18} pid={pid or '-':<8} port={component.port:<6} "
+        f"version={version:<12} rss={rss_text}"
+    )
+
+
+def status(settings: StackSettings) -> int:
+    all_up = True
+    total_rss = 0
+    for component in all_components(settings):
+        healthy, line = _status_line(component)
+        all_up &= healthy
+        total_rss += rss_kib(component.pid()) or 0
+        print(line)
+        if healthy and isinstance(component, Connect):
+            for name, state in component.connector_states().items():
+                tasks = ", ".join(f"task {t['id']}={t['state']}" for t in state.get("tasks", []))
+                print(f"  connector {name}: {state['connector']['state']} ({tasks or 'no tasks'})")
+    print(f"total rss {total_rss / 1024:.0f} MiB")
+    return 0 if all_up else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["up", "down", "status", "clean"])
+    args = parser.parse_args(argv)
+    settings = StackSettings()
+    if args.command == "up":
+        return up(settings)
+    if args.command == "down":
+        return down(settings)
+    if args.command == "status":
+        return status(settings)
+    down(settings)
+    wipe(settings)
+    print(f"wiped {settings.home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,587 @@
+"""The four services of the native stack: start, health, version, stop.
+
+Each start is idempotent (a healthy component is left alone) and every wait is
+bounded; on failure the error carries the tail of that component's log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from stack.process import (
+    StackError,
+    pid_alive,
+    port_open,
+    read_pid,
+    start_detached,
+    stop_pid,
+    wait_until,
+)
+from stack.settings import REPO_ROOT, StackSettings, versions
+
+STACK_DIR = REPO_ROOT / "stack"
+DEBEZIUM_POSTGRES_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
+
+
+def render(template: Path, target: Path, **values: object) -> Path:
+    """Fill ${name} placeholders; Connect's own ${env:...} references pass through."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = Template(template.read_text()).safe_substitute({k: str(v) for k, v in values.items()})
+    target.write_text(text)
+    return target
+
+
+def read_classpath(settings: StackSettings, name: str) -> str:
+    path = settings.classpath_dir / f"{name}.txt"
+    if not path.exists():
+        raise StackError(f"{name}: classpath {path} missing; run `make fetch` first")
+    return path.read_text().strip()
+
+
+def http_json(url: str, timeout: float = 3.0) -> object:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+@dataclass
+class Component:
+    """Shared behaviour: pid file, log file, detached start, stop by pid."""
+
+    settings: StackSettings
+    name: str = ""
+    start_timeout: float = 120.0
+    stop_timeout: float = 60.0
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.log_dir / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.run_dir / f"{self.name}.pid"
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.pid_file)
+        return pid if pid_alive(pid) else None
+
+    def healthy(self) -> bool:
+        raise NotImplementedError
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def launch(self) -> int:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        """Start (unless already healthy) and wait until healthy. Returns what happened."""
+        if self.pid() and self._quietly_healthy():
+            return "already running"
+        if self.pid() is None and port_open(self.port):
+            raise StackError(
+                f"{self.name}: port {self.port} is taken by another process; stop it or set "
+                f"the port in .env (see README, Configuration)"
+            )
+        pid = self.pid() or self.launch()
+        wait_until(
+            self.healthy,
+            what=self.name,
+            timeout=self.start_timeout,
+            log_file=self.log_file,
+            pid=pid,
+        )
+        self.after_healthy()
+        return f"started (pid {pid})"
+
+    def after_healthy(self) -> None:
+        """One-time set-up that needs the service up (users, roles)."""
+
+    def _quietly_healthy(self) -> bool:
+        try:
+            return self.healthy()
+        except Exception:
+            return False
+
+    def stop(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            return "not running"
+        clean = stop_pid(pid, what=self.name, timeout=self.stop_timeout)
+        self.pid_file.unlink(missing_ok=True)
+        return "stopped" if clean else "killed"
+
+    def java(self, classpath: str, heap: str, main: str, *args: str, opts: list[str]) -> list[str]:
+        return ["java", f"-Xms{heap}", f"-Xmx{heap}", *opts, "-cp", classpath, main, *args]
+
+
+@dataclass
+class Postgres(Component):
+    name: str = "postgres"
+
+    @property
+    def port(self) -> int:
+        return self.settings.postgres_port
+
+    @property
+    def data(self) -> Path:
+        return self.settings.data_dir / "postgres"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.settings.run_dir / "postgres"
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.data / "postmaster.pid")
+        return pid if pid_alive(pid) else None
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        user = self.settings.postgres_runs_as()
+        return ["runuser", "-u", user, "--", *argv] if user else argv
+
+    def _ensure_os_user(self) -> None:
+        user = self.settings.postgres_runs_as()
+        if user is None:
+            return
+        try:
+            self.settings.postgres_uid_gid()
+        except KeyError:
+            print(f"  postgres: creating system user {user!r} (PostgreSQL refuses to run as root)")
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                check=True,
+            )
+
+    def _own(self, *paths: Path) -> None:
+        ids = self.settings.postgres_uid_gid()
+        for path in paths:
+            if ids:
+                os.chown(path, *ids)
+
+    def _initdb(self) -> None:
+        print("  postgres: initialising a private cluster in", self.data)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.data.chmod(0o700)
+        self._own(self.data)
+        # Loopback TCP needs a password; the socket (in .stack/run) trusts local users.
+        subprocess.run(
+            self._as_owner(
+                [
+                    str(self.settings.postgres_bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\ninclude = 'cap_stock.conf'\n")
+
+    def launch(self) -> int:
+        self._ensure_os_user()
+        for path in (self.settings.log_dir, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.log_file.touch()
+        self._own(self.socket_dir, self.log_file)
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb()
+        conf = render(
+            STACK_DIR / "postgres" / "postgresql.conf",
+            self.data / "cap_stock.conf",
+            port=self.port,
+            socket_dir=self.socket_dir,
+        )
+        self._own(conf)
+        result = subprocess.run(
+            self._as_owner(
+                [
+                    str(self.settings.postgres_bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+        )
+        pid = self.pid()
+        if result.returncode != 0 or pid is None:
+            from stack.process import log_tail
+
+            raise StackError(
+                f"postgres: pg_ctl start failed: {result.stderr.strip()}\n"
+                f"--- {self.log_file} ---\n{log_tail(self.log_file)}"
+            )
+        return pid
+
+    def superuser_connection(self):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        return psycopg.connect(
+            host=str(self.socket_dir),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def after_healthy(self) -> None:
+        """Create the pipeline's role (replication-capable, for Debezium) and database."""
+        from psycopg import sql
+
+        s = self.settings
+        with self.superuser_connection() as conn:
+            role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [s.postgres_user])
+            verb = "ALTER" if role.fetchone() else "CREATE"
+            conn.execute(
+                sql.SQL("{} ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)
+                )
+            )
+            db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [s.postgres_db])
+            if not db.fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)
+                    )
+                )
+
+    def healthy(self) -> bool:
+        with self.superuser_connection() as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+
+    def version(self) -> str:
+        with self.superuser_connection() as conn:
+            return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
+
+    def stop(self) -> str:
+        if self.pid() is None:
+            return "not running"
+        # Fast shutdown: roll back open transactions, checkpoint, exit cleanly.
+        result = subprocess.run(
+            self._as_owner(
+                [
+                    str(self.settings.postgres_bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(int(self.stop_timeout)),
+                    "stop",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+        )
+        return "stopped" if result.returncode == 0 else f"stop failed: {result.stderr.strip()}"
+
+
+@dataclass
+class Kafka(Component):
+    name: str = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def data(self) -> Path:
+        return self.settings.data_dir / "kafka"
+
+    def _config(self) -> Path:
+        return render(
+            STACK_DIR / "kafka" / "server.properties",
+            self.settings.conf_dir / "kafka.properties",
+            kafka_port=self.port,
+            controller_port=self.settings.kafka_controller_port,
+            data_dir=self.data,
+        )
+
+    def _format_once(self, classpath: str, config: Path) -> None:
+        if (self.data / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        print(f"  kafka: formatting KRaft storage (cluster id {cluster_id})")
+        subprocess.run(
+            [
+                "java",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+                "--ignore-formatted",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def launch(self) -> int:
+        classpath = read_classpath(self.settings, "kafka")
+        config = self._config()
+        self._format_once(classpath, config)
+        log4j = f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}"
+        argv = self.java(
+            classpath,
+            self.settings.kafka_heap,
+            "kafka.Kafka",
+            str(config),
+            opts=[log4j, "-XX:+UseG1GC", f"-Dkafka.logs.dir={self.settings.log_dir}"],
+        )
+        return start_detached(argv, self.log_file, self.pid_file)
+
+    def healthy(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        # log_level 0: no librdkafka chatter while the broker is still coming up.
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
+        metadata = admin.list_topics(timeout=3)
+        return bool(metadata.brokers)
+
+    def version(self) -> str:
+        return versions()["KAFKA_VERSION"]
+
+
+@dataclass
+class Connect(Component):
+    name: str = "connect"
+    start_timeout: float = 180.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.connect_port
+
+    def worker_env(self) -> dict[str, str]:
+        """What ${env:...} in connector configs can read."""
+        s = self.settings
+        return {
+            "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "POSTGRES_PORT": str(s.postgres_port),
+            "POSTGRES_DB": s.postgres_db,
+            "POSTGRES_USER": s.postgres_user,
+            "POSTGRES_PASSWORD": s.postgres_password,
+            "CASSANDRA_HOST": os.environ.get("CASSANDRA_HOST", "127.0.0.1"),
+            "CASSANDRA_PORT": str(s.cassandra_port),
+            "CASSANDRA_USER": s.cassandra_user,
+            "CASSANDRA_PASSWORD": s.cassandra_password,
+        }
+
+    def launch(self) -> int:
+        classpath = read_classpath(self.settings, "kafka")
+        if not any(self.settings.plugin_dir.glob("debezium-connector-postgres/*.jar")):
+            raise StackError("connect: plugins/ has no Debezium jars; run `make fetch` first")
+        config = render(
+            STACK_DIR / "kafka" / "connect-distributed.properties",
+            self.settings.conf_dir / "connect.properties",
+            kafka_port=self.settings.kafka_port,
+            connect_port=self.port,
+            plugin_path=self.settings.plugin_dir,
+        )
+        log4j = f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}"
+        argv = self.java(
+            classpath,
+            self.settings.connect_heap,
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            str(config),
+            opts=[log4j, "-XX:+UseG1GC"],
+        )
+        return start_detached(argv, self.log_file, self.pid_file, env=self.worker_env())
+
+    def plugins(self) -> list[str]:
+        listed = http_json(f"{self.settings.connect_url}/connector-plugins")
+        return [p["class"] for p in listed]  # type: ignore[union-attr, index]
+
+    def healthy(self) -> bool:
+        return DEBEZIUM_POSTGRES_CLASS in self.plugins()
+
+    def version(self) -> str:
+        return str(http_json(f"{self.settings.connect_url}/")["version"])  # type: ignore[index]
+
+    def connector_states(self) -> dict[str, dict]:
+        expanded = http_json(f"{self.settings.connect_url}/connectors?expand=status")
+        return {name: info["status"] for name, info in expanded.items()}  # type: ignore[union-attr]
+
+
+@dataclass
+class Cassandra(Component):
+    name: str = "cassandra"
+    start_timeout: float = 240.0
+    stop_timeout: float = 90.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.cassandra_port
+
+    @property
+    def data(self) -> Path:
+        return self.settings.data_dir / "cassandra"
+
+    def jvm_options(self) -> list[str]:
+        lines = (STACK_DIR / "cassandra" / "jvm17.options").read_text().splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+    def launch(self) -> int:
+        classpath = read_classpath(self.settings, "cassandra")
+        config = render(
+            STACK_DIR / "cassandra" / "cassandra.yaml",
+            self.settings.conf_dir / "cassandra.yaml",
+            storage_port=self.settings.cassandra_storage_port,
+            native_port=self.port,
+            data_dir=self.data,
+        )
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "java",
+            *self.jvm_options(),
+            f"-Dcassandra.config=file://{config}",
+            f"-Dcassandra.storagedir={self.data}",
+            f"-Dcassandra.logdir={self.settings.log_dir}",
+            f"-Dlogback.configurationFile={STACK_DIR / 'cassandra' / 'logback.xml'}",
+            f"-Dcassandra.jmx.local.port={self.settings.cassandra_jmx_port}",
+            "-Dcassandra-foreground=yes",
+            "-cp",
+            classpath,
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+        return start_detached(argv, self.settings.log_dir / "cassandra.out", self.pid_file)
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.log_dir / "cassandra.log"
+
+    def session(self, user: str, password: str):  # type: ignore[no-untyped-def]
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster(
+            ["127.0.0.1"],
+            port=self.port,
+            protocol_version=5,
+            auth_provider=PlainTextAuthProvider(user, password),
+            connect_timeout=5,
+        )
+        return cluster, cluster.connect()
+
+    def _query_as(self, user: str, password: str, cql: str, *params: object) -> list:
+        cluster, session = self.session(user, password)
+        try:
+            return list(session.execute(cql, params or None, timeout=10))
+        finally:
+            cluster.shutdown()
+
+    def healthy(self) -> bool:
+        # Up means CQL answers; the pipeline role may not exist yet on first start.
+        s = self.settings
+        for user, password in (
+            (s.cassandra_user, s.cassandra_password),
+            ("cassandra", "cassandra"),
+        ):
+            try:
+                self._query_as(user, password, "SELECT release_version FROM system.local")
+                return True
+            except Exception:
+                continue
+        return False
+
+    def after_healthy(self) -> None:
+        """Create the pipeline's login role, then prove it can log in."""
+        s = self.settings
+        try:
+            self._query_as(s.cassandra_user, s.cassandra_password, "SELECT now() FROM system.local")
+            return
+        except Exception:
+            pass
+        self._query_as(
+            "cassandra",
+            "cassandra",
+            f"CREATE ROLE IF NOT EXISTS {s.cassandra_user} WITH PASSWORD = %s AND LOGIN = true",
+            s.cassandra_password,
+        )
+        wait_until(
+            lambda: bool(
+                self._query_as(
+                    s.cassandra_user, s.cassandra_password, "SELECT now() FROM system.local"
+                )
+            ),
+            what=f"cassandra login as {s.cassandra_user}",
+            timeout=30,
+            log_file=self.log_file,
+        )
+
+    def version(self) -> str:
+        s = self.settings
+        rows = self._query_as(
+            s.cassandra_user, s.cassandra_password, "SELECT release_version FROM system.local"
+        )
+        return str(rows[0].release_version)
+
+    def stop(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            return "not running"
+        # Drain first: flush memtables and stop accepting writes, so the next
+        # start replays no commit log.
+        drain = subprocess.run(
+            [
+                "java",
+                "-Xmx128m",
+                *[o for o in self.jvm_options() if o.startswith("--add")],
+                "-cp",
+                read_classpath(self.settings, "cassandra"),
+                "org.apache.cassandra.tools.NodeTool",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.settings.cassandra_jmx_port),
+                "drain",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        drained = "drained" if drain.returncode == 0 else "drain failed"
+        clean = stop_pid(pid, what=self.name, timeout=self.stop_timeout, sig=signal.SIGTERM)
+        self.pid_file.unlink(missing_ok=True)
+        return f"{drained}, {'stopped' if clean else 'killed'}"
+
+
+def all_components(settings: StackSettings) -> list[Component]:
+    """In start order; stop in reverse."""
+    return [Postgres(settings), Kafka(settings), Connect(settings), Cassandra(settings)]
+
+
+def wipe(settings: StackSettings) -> None:
+    for path in (settings.data_dir, settings.log_dir, settings.run_dir, settings.conf_dir):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""Detached processes with pid files, bounded waits and log tails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+LOG_TAIL_LINES = 40
+
+
+class StackError(RuntimeError):
+    """A component did not start or stop; the message says which and why."""
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_detached(
+    argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
+    """Start argv in its own session, stdout/stderr appended to log_file."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        content = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {log_file})"
+    return "\n".join(content[-lines:])
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    log_file: Path,
+    pid: int | None = None,
+    interval: float = 1.0,
+) -> None:
+    """Poll check() until it is true; on timeout or early death raise with the log tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid is not None and not pid_alive(pid):
+            raise StackError(
+                f"{what}: process {pid} exited\n--- {log_file} ---\n{log_tail(log_file)}"
+            )
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise StackError(
+        f"{what}: not healthy after {timeout:.0f}s\n--- {log_file} ---\n{log_tail(log_file)}"
+    )
+
+
+def stop_pid(pid: int, *, what: str, timeout: float, sig: int = signal.SIGTERM) -> bool:
+    """Signal pid and wait for it to go; SIGKILL after timeout. True if it stopped cleanly."""
+    if not pid_alive(pid):
+        return True
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.3)
+    print(f"  {what}: still running after {timeout:.0f}s, sending SIGKILL")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return False
+
+
+def rss_kib(pid: int | None) -> int | None:
+    """Resident set size of pid and its children, in KiB."""
+    if not pid_alive(pid):
+        return None
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for kid in kids:
+        found.append(int(kid))
+        found.extend(_children(int(kid)))
+    return found

@@ -1,0 +1,1 @@
+"""Shared test settings: which tests need the native stack."""

@@ -1,0 +1,61 @@
+"""Fixtures on the real native stack (Postgres, Kafka, Connect, Cassandra).
+
+`native_stack` starts whatever is not already running and, at the end of the
+session, stops only what it started: the stack is left as the fixture found it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from psycopg import sql
+
+from stack import __main__ as stack_cli
+from stack.components import Cassandra, Component, Postgres, all_components
+from stack.settings import StackSettings
+
+
+def _is_healthy(component: Component) -> bool:
+    try:
+        return bool(component.pid()) and component.healthy()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def native_stack() -> Iterator[StackSettings]:
+    settings = StackSettings()
+    components = all_components(settings)
+    already_up = {c.name for c in components if _is_healthy(c)}
+    if len(already_up) < len(components):
+        assert stack_cli.up(settings) == 0, "the native stack did not start (see output above)"
+    yield settings
+    for component in reversed(components):
+        if component.name not in already_up:
+            component.stop()
+
+
+@pytest.fixture
+def postgres_conninfo(native_stack: StackSettings) -> Iterator[str]:
+    """A fresh, empty database owned by the pipeline role, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    owner = sql.Identifier(native_stack.postgres_user)
+    with Postgres(native_stack).superuser_connection() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), owner))
+    yield native_stack.postgres_conninfo(dbname=name)
+    with Postgres(native_stack).superuser_connection() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(native_stack: StackSettings):  # type: ignore[no-untyped-def]
+    """A CQL session as the pipeline role."""
+    cluster, session = Cassandra(native_stack).session(
+        native_stack.cassandra_user, native_stack.cassandra_password
+    )
+    yield session
+    cluster.shutdown()

@@ -1,0 +1,188 @@
+"""Smoke test of the real chain: Postgres → Debezium (in Connect) → Kafka → sink → Cassandra.
+
+A small table of its own, its own connector, slot, publication, topic prefix
+and consumer group, so it never touches the pipeline's data.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from stack.connect_api import delete_connector, put_connector, wait_running
+
+pytestmark = pytest.mark.integration
+
+KEYSPACE = "cap_stock_smoke"
+ROWS = [
+    (
+        1,
+        Decimal("0.00001234"),
+        Decimal("123456789012.12345678"),
+        "2026-11-21 10:15:30.123+00",
+        True,
+    ),
+    (2, Decimal("67012.5"), Decimal("0.001"), "2026-11-21 10:15:31.001+00", False),
+    (3, Decimal("1.10"), Decimal("42"), "2026-11-21 10:15:32.999+00", True),
+]
+
+
+def _debezium_config(table: str, prefix: str, slot: str) -> dict[str, str]:
+    return {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "plugin.name": "pgoutput",
+        "database.hostname": "${env:POSTGRES_HOST}",
+        "database.port": "${env:POSTGRES_PORT}",
+        "database.user": "${env:POSTGRES_USER}",
+        "database.password": "${env:POSTGRES_PASSWORD}",
+        "database.dbname": "${env:POSTGRES_DB}",
+        "topic.prefix": prefix,
+        "table.include.list": f"public.{table}",
+        "slot.name": slot,
+        "slot.drop.on.stop": "true",
+        "publication.name": f"{slot}_pub",
+        "publication.autocreate.mode": "filtered",
+        "decimal.handling.mode": "string",
+        "time.precision.mode": "adaptive_time_microseconds",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }
+
+
+def _sink_document(name: str, topic: str, table: str, settings) -> dict:  # type: ignore[no-untyped-def]
+    columns = ["id", "price", "qty", "at", "flag", "note"]
+    return {
+        "name": name,
+        "config": {
+            "connector.class": "com.datastax.oss.kafka.sink.CassandraSinkConnector",
+            "topics": topic,
+            "contactPoints": "127.0.0.1",
+            "port": str(settings.cassandra_port),
+            "loadBalancing.localDc": "datacenter1",
+            "auth.username": settings.cassandra_user,
+            "auth.password": settings.cassandra_password,
+            "transforms": "unwrap",
+            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+            f"topic.{topic}.{KEYSPACE}.{table}.mapping": ", ".join(
+                f"{c}=value.{c}" for c in columns
+            ),
+            f"topic.{topic}.{KEYSPACE}.{table}.deletesEnabled": "false",
+        },
+    }
+
+
+def _wait_for(predicate, timeout: float, what, sink: subprocess.Popen) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert sink.poll() is None, "the sink exited early (its output is printed below)"
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"within {timeout:.0f}s: {what()}")
+
+
+def test_rows_and_an_update_travel_from_postgres_to_cassandra(
+    native_stack, cassandra_session, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    table, prefix, slot = f"smoke_{suffix}", f"smoke_{suffix}", f"smoke_{suffix}"
+    topic = f"{prefix}.public.{table}"
+    connector, sink_name = f"smoke-source-{suffix}", f"smoke-sink-{suffix}"
+    conninfo = native_stack.postgres_conninfo()
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, price numeric NOT NULL, "
+            "qty numeric NOT NULL, at timestamptz NOT NULL, flag boolean NOT NULL, note text)"
+        )
+    cassandra_session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} "
+        "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    cassandra_session.execute(
+        f"CREATE TABLE {KEYSPACE}.{table} (id bigint PRIMARY KEY, price decimal, qty decimal, "
+        "at timestamp, flag boolean, note text)"
+    )
+
+    config_file = tmp_path / "sink.json"
+    config_file.write_text(json.dumps(_sink_document(sink_name, topic, table, native_stack)))
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cassandra_sink",
+            "--config",
+            str(config_file),
+            "--bootstrap-servers",
+            native_stack.kafka_bootstrap,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        put_connector(native_stack.connect_url, connector, _debezium_config(table, prefix, slot))
+        wait_running(native_stack.connect_url, connector)
+
+        with psycopg.connect(conninfo) as conn:
+            conn.cursor().executemany(
+                f"INSERT INTO {table} (id, price, qty, at, flag) VALUES (%s, %s, %s, %s, %s)", ROWS
+            )
+        with psycopg.connect(conninfo) as conn:
+            conn.execute(
+                f"UPDATE {table} SET price = %s, note = %s WHERE id = 2",
+                [Decimal("67013.00000001"), "updated"],
+            )
+            conn.execute(f"DELETE FROM {table} WHERE id = 3")
+            expected = {
+                r[0]: r[1:]
+                for r in conn.execute(f"SELECT id, price, qty, at, flag, note FROM {table}")
+            }
+        expected[3] = (
+            ROWS[2][1],
+            ROWS[2][2],
+            datetime(2026, 11, 21, 10, 15, 32, 999000, UTC),
+            True,
+            None,
+        )  # the delete is ignored: history stays in Cassandra
+
+        seen: dict = {}
+
+        def cassandra_matches() -> bool:
+            rows = cassandra_session.execute(
+                f"SELECT id, price, qty, at, flag, note FROM {KEYSPACE}.{table}"
+            )
+            seen.clear()
+            seen.update(
+                {r.id: (r.price, r.qty, r.at.replace(tzinfo=UTC), r.flag, r.note) for r in rows}
+            )
+            return seen == expected
+
+        _wait_for(cassandra_matches, 90, lambda: f"expected {expected}, Cassandra has {seen}", sink)
+        price = (
+            cassandra_session.execute(f"SELECT price FROM {KEYSPACE}.{table} WHERE id = 1")
+            .one()
+            .price
+        )
+        assert str(price) == "0.00001234"  # same digits and scale as Postgres sent
+    finally:
+        sink.terminate()
+        output, _ = sink.communicate(timeout=30)
+        print("--- sink output ---\n" + output)  # shown by pytest when the test fails
+        delete_connector(native_stack.connect_url, connector)
+        cassandra_session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.{table}")
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute(f"DROP PUBLICATION IF EXISTS {slot}_pub")
+    assert sink.returncode == 0, output
