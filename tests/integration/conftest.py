@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from stack import __main__ as stack_cli
+from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
 from stack.components import Cassandra, Component, Postgres, all_components
 from stack.settings import StackSettings
 
