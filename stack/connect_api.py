@@ -19,7 +19,7 @@ def request(method: str, url: str, body: Any = None, timeout: float = 30) -> Any
         url, data=data, method=method, headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as err:
         raise ConnectError(f"{method} {url}: HTTP {err.code}: {err.read().decode()}") from None

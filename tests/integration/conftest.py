@@ -13,15 +13,15 @@ import pytest
 from psycopg import sql
 
 from stack import __main__ as stack_cli
-from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
 from stack.components import Cassandra, Component, Postgres, all_components
 from stack.settings import StackSettings
+from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
 
 
 def _is_healthy(component: Component) -> bool:
     try:
         return bool(component.pid()) and component.healthy()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 

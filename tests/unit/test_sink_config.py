@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cassandra_sink.config import SinkConfigError, load_config, parse_mapping, resolve_refs
 
 TOPIC = "cap_stock.public.recent_trades"
@@ -76,7 +75,7 @@ def test_topic_without_mapping_is_an_error() -> None:
 
 @pytest.mark.parametrize("bad", ["price", "price=after.price", "=value.price", "price=value."])
 def test_malformed_mapping_entries_are_rejected(bad: str) -> None:
-    with pytest.raises(SinkConfigError, match="expected column=value.field"):
+    with pytest.raises(SinkConfigError, match=r"expected column=value\.field"):
         parse_mapping(bad, "topic.x.ks.t.mapping")
 
 
