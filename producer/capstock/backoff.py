@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +41,10 @@ class Sleeper:
         """Wait up to ``seconds``; True if stopped (never raises)."""
         return self._stop.wait(max(0.0, seconds))
 
+    def sleep_through(self, seconds: float) -> None:
+        """Wait ``seconds`` even after a stop request (a shutdown grace period)."""
+        time.sleep(max(0.0, seconds))
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -68,6 +73,11 @@ class RecordingSleeper(Sleeper):
             return True
         self.sleep(seconds)
         return False
+
+    def sleep_through(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.clock is not None:
+            self.clock.advance(seconds)
 
 
 @dataclass

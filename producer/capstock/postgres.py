@@ -168,19 +168,12 @@ class PostgresWriter:
                     grace_deadline = grace_deadline or now + SHUTDOWN_GRACE_SECONDS
                     if now >= grace_deadline:
                         raise WriteAbandoned(f"{what}: database unreachable at shutdown") from e
-                    self._pause_uninterruptible(min(delay, grace_deadline - now))
+                    self.sleeper.sleep_through(min(delay, grace_deadline - now))
                 else:
                     try:
                         self.sleeper.sleep(delay)
                     except Interrupted:
                         grace_deadline = self._clock() + SHUTDOWN_GRACE_SECONDS
-
-    def _pause_uninterruptible(self, seconds: float) -> None:
-        # The stop flag is already set, so Sleeper.wait would return at once.
-        if hasattr(self.sleeper, "waits"):
-            self.sleeper.waits.append(seconds)  # RecordingSleeper in tests
-            return
-        time.sleep(max(0.0, seconds))
 
     # -- schema ----------------------------------------------------------------------------
 

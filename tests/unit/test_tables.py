@@ -80,3 +80,30 @@ def test_declaration_rejects_unknown_key_columns():
         Table("t", cols, ("b",), ("a",), (), None)
     with pytest.raises(ValueError, match="nullable"):
         Table("t", (Column("a", "text", "text", nullable=True), cols[1]), ("a",), ("a",), (), None)
+
+
+def test_conflict_policies_in_the_upsert_sql():
+    from capstock.postgres import conflict_clause
+
+    trades = conflict_clause(TABLES["recent_trades"]).as_string(None)
+    assert trades == 'ON CONFLICT ("symbol", "trade_id") DO NOTHING'
+    klines = conflict_clause(TABLES["kline_data"]).as_string(None)
+    assert klines.startswith('ON CONFLICT ("symbol", "interval", "open_time") DO UPDATE SET ')
+    assert '"close" = EXCLUDED."close"' in klines
+    assert '"ingested_at" = EXCLUDED."ingested_at"' in klines
+    compared = klines.split(" WHERE ", 1)[1]
+    assert '"kline_data"."is_closed"' in compared and "ingested_at" not in compared
+
+
+def test_batches_are_deduplicated_by_primary_key_last_wins():
+    from capstock.postgres import dedupe
+
+    base = {
+        "source": "producer",
+        "beat_time": 1,
+        "weight_used_1m": 1,
+        "trade_gaps_total": 0,
+        "ingested_at": 1,
+    }
+    rows = dedupe(TABLES["heartbeat"], [base, {**base, "beat_time": 2}])
+    assert rows == [("producer", 2, 1, 0, 1)]
