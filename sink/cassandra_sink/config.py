@@ -10,6 +10,7 @@ real connector in Connect):
     topic.<topic>.<keyspace>.<table>.ttl          seconds; -1 or absent: none
     topic.<topic>.<keyspace>.<table>.deletesEnabled   "false": ignore deletes
     transforms.<name>.type = ...ExtractNewRecordState  unwrap Debezium envelopes
+    transforms.<name>.delete.tombstone.handling.mode = drop   deletes are dropped
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class SinkConfig:
     username: str | None = None
     password: str | None = None
     unwrap: bool = True
+    # ExtractNewRecordState with delete.tombstone.handling.mode=drop: deletes never reach a table.
+    drop_deletes: bool = False
     max_concurrent_requests: int = 64
 
 
@@ -134,9 +137,13 @@ def load_config(document: dict) -> SinkConfig:
     topics = [t.strip() for t in config.get("topics", "").split(",") if t.strip()]
     if not topics:
         raise SinkConfigError("'topics' is empty")
-    smts = [
-        config.get(f"transforms.{n.strip()}.type") for n in config.get("transforms", "").split(",")
-    ]
+    smt_names = [n.strip() for n in config.get("transforms", "").split(",") if n.strip()]
+    unwrap_names = [n for n in smt_names if config.get(f"transforms.{n}.type") == UNWRAP_SMT]
+    drop_deletes = any(
+        config.get(f"transforms.{n}.delete.tombstone.handling.mode") == "drop"
+        or config.get(f"transforms.{n}.delete.handling.mode") == "drop"
+        for n in unwrap_names
+    )
     username = config.get("auth.username")
     password = config.get("auth.password")
     return SinkConfig(
@@ -147,10 +154,11 @@ def load_config(document: dict) -> SinkConfig:
             resolve_refs(h.strip()) for h in config.get("contactPoints", "127.0.0.1").split(",")
         ],
         port=int(resolve_refs(config.get("port", "9042"))),
-        local_dc=config.get("loadBalancing.localDc", "datacenter1"),
+        local_dc=resolve_refs(config.get("loadBalancing.localDc", "datacenter1")),
         username=resolve_refs(username) if username else None,
         password=resolve_refs(password) if password else None,
-        unwrap=UNWRAP_SMT in smts,
+        unwrap=bool(unwrap_names),
+        drop_deletes=drop_deletes,
         max_concurrent_requests=int(config.get("maxConcurrentRequests", "64")),
     )
 

@@ -99,7 +99,7 @@ class CassandraSink:
                     if change is None:
                         continue
                     if change.row is None:
-                        if table.delete is None:
+                        if table.delete is None or self.config.drop_deletes:
                             self.stats.deletes_ignored[name] += 1
                             continue
                         statement, values = table.delete, table.key_values(change)

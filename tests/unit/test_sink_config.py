@@ -83,3 +83,9 @@ def test_without_unwrap_transform_records_are_taken_as_they_are() -> None:
     doc = _document()
     del doc["config"]["transforms"]
     assert load_config(doc).unwrap is False
+
+
+def test_unwrap_with_drop_mode_drops_deletes() -> None:
+    doc = _document(**{"transforms.unwrap.delete.tombstone.handling.mode": "drop"})
+    assert load_config(doc).drop_deletes is True
+    assert load_config(_document()).drop_deletes is False
