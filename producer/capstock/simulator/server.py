@@ -34,6 +34,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -744,6 +745,13 @@ def _env(name: str, default: Any) -> Any:
     return os.environ.get(f"SIMULATOR_{name}", default)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cap-stock simulator``; each falls back to a SIMULATOR_* variable."""
     parser.add_argument(
@@ -754,7 +762,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--symbols",
-        type=int,
+        type=_positive,
         default=int(_env("SYMBOLS", 20)),
         help="USDT pairs to simulate (two BTC pairs are added) [SIMULATOR_SYMBOLS]",
     )
@@ -798,7 +806,7 @@ def serve_forever_from_args(args: argparse.Namespace) -> int:
     try:
         faults = [Fault.parse(text) for text in args.fault]
     except (ValueError, TypeError) as e:
-        print(f"cap-stock simulator: bad --fault: {e}", flush=True)
+        print(f"cap-stock simulator: bad --fault: {e}", file=sys.stderr, flush=True)
         return 2
     sim = Simulator(
         symbols=args.symbols,
