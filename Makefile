@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.installed
 FETCH_STAMP := .stack/classpath/.fetched
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv fetch stack-up stack-down stack-status up down status clean test test-unit test-integration lint
+.PHONY: help deps venv fetch stack-up stack-down stack-status demo up down status clean test test-unit lint connectors bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,15 +31,23 @@ fetch: $(FETCH_STAMP) ## resolve Kafka, Connect, Debezium and Cassandra jars fro
 stack-up: deps venv fetch ## start the native stack only (Postgres, Kafka, Connect, Cassandra)
 	$(PY) -m stack up
 
-stack-down: ## stop the native stack, keep its data
+stack-down: ## stop the native stack (and the pipeline on it), keep the data
 	@$(PY) -m stack down
 
 stack-status: ## one line per component; non-zero exit if any is down
 	@$(PY) -m stack status
 
-up: stack-up ## start everything
-down: stack-down ## stop everything, keep the data
-status: stack-status ## show what is running
+demo: deps venv fetch ## the whole pipeline offline: stack, schemas, connectors, sink, simulator, producer
+	$(PY) -m stack pipeline --source demo
+
+up: deps venv fetch ## the whole pipeline against live Binance (BINANCE_API_URL), in the background
+	$(PY) -m stack pipeline --source live
+
+down: ## stop everything (producer, simulator, sink, stack), keep the data
+	@$(PY) -m stack down
+
+status: ## every component and connector; non-zero exit if any is down
+	@$(PY) -m stack status
 
 clean: ## stop everything and wipe .stack/ (data, logs, pids)
 	@if [ -x $(PY) ]; then $(PY) -m stack clean; else rm -rf .stack; fi

@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 
+from stack import pipeline
 from stack.components import Component, Connect, all_components, wipe
 from stack.process import StackError, rss_kib
 from stack.settings import StackSettings
@@ -36,8 +37,26 @@ def up(settings: StackSettings) -> int:
     return 0
 
 
+def pipeline_up(settings: StackSettings, source: str) -> int:
+    if up(settings) != 0:
+        return 1
+    try:
+        pipeline.up(settings, source)
+    except StackError as err:
+        print(f"pipeline: FAILED\n{err}", file=sys.stderr)
+        return 1
+    print(
+        f"\npipeline running ({source}). Watch it:\n"
+        f"  tail -f {settings.log_dir}/producer.log   # one line per job run\n"
+        f"  tail -f {settings.log_dir}/sink.log       # rows written to Cassandra\n"
+        "  make status                               # every component and connector\n"
+        "Stop it with: make down"
+    )
+    return 0
+
+
 def down(settings: StackSettings) -> int:
-    for component in reversed(all_components(settings)):
+    for component in reversed(pipeline.everything(settings)):
         print(f"{component.name}: {component.stop()}", flush=True)
     return 0
 
@@ -55,8 +74,9 @@ def _status_line(component: Component) -> tuple[bool, str]:
     state = "up" if healthy else ("starting/unhealthy" if pid else "down")
     rss = rss_kib(pid)
     rss_text = f"{rss / 1024:.0f} MiB" if rss else "-"
+    port = component.port or "-"
     return healthy, (
-        f"{component.name:<10} {state:<18} pid={pid or '-':<8} port={component.port:<6} "
+        f"{component.name:<10} {state:<18} pid={pid or '-':<8} port={port:<6} "
         f"version={version:<12} rss={rss_text}"
     )
 
@@ -64,7 +84,8 @@ def _status_line(component: Component) -> tuple[bool, str]:
 def status(settings: StackSettings) -> int:
     all_up = True
     total_rss = 0
-    for component in all_components(settings):
+    started = [p for p in pipeline.pipeline_components(settings) if p.pid_file.exists()]
+    for component in [*all_components(settings), *started]:
         healthy, line = _status_line(component)
         all_up &= healthy
         total_rss += rss_kib(component.pid()) or 0
@@ -83,11 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "clean"])
+    parser.add_argument("command", choices=["up", "pipeline", "down", "status", "clean"])
+    parser.add_argument(
+        "--source",
+        choices=["demo", "live"],
+        default="demo",
+        help="pipeline: demo = the bundled exchange simulator, live = BINANCE_API_URL",
+    )
     args = parser.parse_args(argv)
     settings = StackSettings()
     if args.command == "up":
         return up(settings)
+    if args.command == "pipeline":
+        return pipeline_up(settings, args.source)
     if args.command == "down":
         return down(settings)
     if args.command == "status":

@@ -10,6 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
 [ -x "/usr/lib/postgresql/$POSTGRES_MAJOR/bin/postgres" ] || need+=("postgresql-$POSTGRES_MAJOR")
 command -v psql >/dev/null || need+=("postgresql-client-$POSTGRES_MAJOR")
+for tool in curl jq; do command -v "$tool" >/dev/null || need+=("$tool"); done
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import capstock.cassandra_setup  # noqa: F401 - registers cassandra-setup and connectors
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,136 @@
+"""`cap-stock cassandra-setup` and `cap-stock connectors`: the Cassandra side of the pipeline.
+
+$ cap-stock cassandra-setup           # keyspace + tables, idempotent
+$ cap-stock connectors --check        # is register_cassandra.json current? (exit 1 if not)
+$ cap-stock connectors --write        # regenerate it from capstock.tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from capstock.cassandra_schema import KeyspaceOptions, apply_schema
+from capstock.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, Command, register, setup_logging
+from capstock.config import _COMMON, LogSettings, load
+from capstock.connectors import SINK_CONFIG, sink_config_is_current, write_sink_config
+
+log = logging.getLogger("capstock.cassandra")
+
+CONNECT_ATTEMPTS = 6
+
+
+class CassandraSettings(BaseSettings):
+    """Where the history lives (the native stack creates role cap_stock/cap_stock)."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="CASSANDRA_")
+
+    host: str = Field("127.0.0.1", min_length=1, description="contact point(s), comma-separated")
+    port: int = Field(9042, ge=1, le=65535)
+    user: str = Field("cap_stock", min_length=1)
+    password: SecretStr = SecretStr("cap_stock")
+    datacenter: str = Field("datacenter1", min_length=1, description="local datacenter name")
+    keyspace: str = Field("cap_stock", pattern=r"^[a-z_][a-z0-9_]*$")
+    replication_strategy: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = "SimpleStrategy"
+    replication_factor: int = Field(1, ge=1, le=10)
+
+    def keyspace_options(self) -> KeyspaceOptions:
+        return KeyspaceOptions(
+            name=self.keyspace,
+            strategy=self.replication_strategy,
+            replication_factor=self.replication_factor,
+            datacenter=self.datacenter,
+        )
+
+    def session(self):  # type: ignore[no-untyped-def]
+        """(cluster, session) as the configured role, retrying while Cassandra starts."""
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster, NoHostAvailable
+        from cassandra.policies import DCAwareRoundRobinPolicy
+
+        cluster = Cluster(
+            [h.strip() for h in self.host.split(",")],
+            port=self.port,
+            auth_provider=PlainTextAuthProvider(self.user, self.password.get_secret_value()),
+            load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=self.datacenter),
+            protocol_version=5,
+            connect_timeout=10,
+        )
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                return cluster, cluster.connect()
+            except NoHostAvailable as err:
+                if attempt == CONNECT_ATTEMPTS:
+                    cluster.shutdown()
+                    raise
+                log.warning(
+                    "cassandra not reachable at %s:%s (%s); retrying", self.host, self.port, err
+                )
+                time.sleep(2 * attempt)
+        raise AssertionError("unreachable")
+
+
+def _cmd_cassandra_setup(_args: argparse.Namespace) -> int:
+    setup_logging(load(LogSettings).level)
+    settings = load(CassandraSettings)
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    try:
+        cluster, session = settings.session()
+    except Exception as err:
+        print(
+            f"cap-stock: cannot reach Cassandra at {settings.host}:{settings.port} as "
+            f"{settings.user}: {err}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        apply_schema(session, settings.keyspace_options())
+    finally:
+        cluster.shutdown()
+    return EXIT_OK
+
+
+def _connectors_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    group.add_argument("--write", action="store_true", help="regenerate the file")
+
+
+def _cmd_connectors(args: argparse.Namespace) -> int:
+    if args.write:
+        print(f"wrote {write_sink_config()}")
+        return EXIT_OK
+    if sink_config_is_current():
+        print(f"{SINK_CONFIG.name} is current")
+        return EXIT_OK
+    print(
+        f"{SINK_CONFIG.name} does not match capstock/tables.py; "
+        "regenerate it with: cap-stock connectors --write",
+        file=sys.stderr,
+    )
+    return EXIT_CONFIG if not SINK_CONFIG.exists() else EXIT_FAILED
+
+
+register(
+    Command(
+        "cassandra-setup",
+        "create the Cassandra keyspace and tables if they do not exist",
+        _cmd_cassandra_setup,
+        description="Example: CASSANDRA_HOST=127.0.0.1 cap-stock cassandra-setup",
+    )
+)
+register(
+    Command(
+        "connectors",
+        "check or regenerate register_cassandra.json from the table declarations",
+        _cmd_connectors,
+        add_arguments=_connectors_arguments,
+        description="Example: cap-stock connectors --write",
+    )
+)

@@ -1,0 +1,153 @@
+"""The pipeline's own processes on top of the native stack: simulator, sink, producer.
+
+`python -m stack pipeline --source demo|live` brings up the stack, applies both
+schemas, registers the Debezium source through connect_connectors.sh, starts the
+Cassandra sink (the native stand-in for the DataStax connector, reading the same
+register_cassandra.json) and then the producer, all in the background.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stack.components import Component, Connect, all_components
+from stack.process import StackError, port_open, start_detached, wait_until
+from stack.settings import REPO_ROOT, StackSettings, _env, _env_int
+
+BIN = Path(sys.executable).parent
+SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
+SINK_CONFIG = REPO_ROOT / "register_cassandra.json"
+
+
+def pipeline_env(settings: StackSettings) -> dict[str, str]:
+    """Environment for every pipeline process: the same names the connectors use."""
+    return {
+        **Connect(settings).worker_env(),
+        "CASSANDRA_DATACENTER": _env("CASSANDRA_DATACENTER", "datacenter1"),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
+        "CONNECT_URL": settings.connect_url,
+    }
+
+
+@dataclass
+class PipelineProcess(Component):
+    """A Python process of ours: healthy while alive (plus an optional readiness check)."""
+
+    argv: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    start_timeout: float = 30.0
+    stop_timeout: float = 30.0
+
+    @property
+    def port(self) -> int:
+        return 0
+
+    def launch(self) -> int:
+        env = {**pipeline_env(self.settings), **self.extra_env}
+        return start_detached(self.argv, self.log_file, self.pid_file, env=env)
+
+    def healthy(self) -> bool:
+        return self.pid() is not None
+
+    def version(self) -> str:
+        return "-"
+
+    def start(self) -> str:
+        if self.pid():
+            return "already running"
+        pid = self.launch()
+        wait_until(
+            self.healthy,
+            what=self.name,
+            timeout=self.start_timeout,
+            log_file=self.log_file,
+            pid=pid,
+        )
+        return f"started (pid {pid})"
+
+
+@dataclass
+class Simulator(PipelineProcess):
+    name: str = "simulator"
+
+    @property
+    def port(self) -> int:
+        return _env_int("SIMULATOR_PORT", 8900)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def __post_init__(self) -> None:
+        self.argv = [str(BIN / "cap-stock"), "simulator", "--port", str(self.port)]
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.api_url}/v3/ping", timeout=2) as resp:
+            return resp.status == 200
+
+
+@dataclass
+class Sink(PipelineProcess):
+    name: str = "sink"
+
+    def __post_init__(self) -> None:
+        self.argv = [str(BIN / "cap-stock-sink"), "--config", str(SINK_CONFIG)]
+
+
+@dataclass
+class Producer(PipelineProcess):
+    name: str = "producer"
+    api_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.argv = [str(BIN / "cap-stock"), "run"]
+        if self.api_url:
+            self.extra_env = {"BINANCE_API_URL": self.api_url}
+
+
+def pipeline_components(settings: StackSettings) -> list[PipelineProcess]:
+    """Every pipeline process (for status and down), in start order."""
+    return [Simulator(settings), Sink(settings), Producer(settings)]
+
+
+def run_step(what: str, argv: list[str], settings: StackSettings) -> None:
+    print(f"{what} ...", flush=True)
+    env = {**os.environ, **pipeline_env(settings)}
+    result = subprocess.run(argv, env=env, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed (exit {result.returncode})")
+
+
+def prepare(settings: StackSettings) -> None:
+    """Schemas in both stores, then the Debezium source connector."""
+    run_step("postgres schema", [str(BIN / "cap-stock"), "init-db"], settings)
+    run_step("cassandra schema", [str(BIN / "cap-stock"), "cassandra-setup"], settings)
+    run_step(
+        "debezium source connector",
+        ["bash", str(REPO_ROOT / "connect_connectors.sh"), str(SOURCE_CONFIG)],
+        settings,
+    )
+
+
+def up(settings: StackSettings, source: str) -> None:
+    prepare(settings)
+    sink = Sink(settings)
+    print(f"sink: {sink.start()}", flush=True)
+    api_url = None
+    if source == "demo":
+        simulator = Simulator(settings)
+        if simulator.pid() is None and port_open(simulator.port):
+            raise StackError(f"simulator: port {simulator.port} is taken; set SIMULATOR_PORT")
+        print(f"simulator: {simulator.start()} at {simulator.api_url}", flush=True)
+        api_url = simulator.api_url
+    producer = Producer(settings, api_url=api_url)
+    print(f"producer: {producer.start()}", flush=True)
+
+
+def everything(settings: StackSettings) -> list[Component]:
+    return [*all_components(settings), *pipeline_components(settings)]
