@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from stack import __main__ as stack_cli
+from stack import pipeline as stack_pipeline
 from stack.components import Cassandra, Component, Postgres, all_components
 from stack.settings import StackSettings
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
@@ -60,3 +61,17 @@ def cassandra_session(native_stack: StackSettings):  # type: ignore[no-untyped-d
     )
     yield session
     cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def pipeline(native_stack: StackSettings) -> Iterator[StackSettings]:
+    """The CDC chain for the pipeline's own tables: both schemas applied, the Debezium
+    source registered from register-postgres.json, and the sink running from
+    register_cassandra.json. A sink this fixture started is stopped afterwards."""
+    stack_pipeline.prepare(native_stack)
+    sink = stack_pipeline.Sink(native_stack)
+    was_running = sink.pid() is not None
+    sink.start()
+    yield native_stack
+    if not was_running:
+        sink.stop()
