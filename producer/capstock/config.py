@@ -157,6 +157,11 @@ class JobSettings(BaseSettings):
     ticker_seconds: float = Field(60, ge=1, description="24h stats, also refreshes the universe")
     prices_seconds: float = Field(10, ge=1)
     heartbeat_seconds: float = Field(5, ge=1)
+    retention_seconds: float = Field(300, ge=1, description="retention job interval")
+    retention_hours: float = Field(
+        24, ge=0, description="delete Postgres rows ingested longer ago than this; 0 = never"
+    )
+    retention_batch: int = Field(5000, ge=1, le=1_000_000, description="rows per delete")
 
 
 class LogSettings(BaseSettings):

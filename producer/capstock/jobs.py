@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from capstock.backoff import Interrupted, RetriesExhausted, Sleeper
@@ -32,6 +33,7 @@ from capstock.tables import (
     LATEST_PRICES,
     ORDER_BOOK,
     RECENT_TRADES,
+    TABLES,
     TOP_24HR,
     Table,
 )
@@ -352,6 +354,21 @@ class Producer:
         self._write(result, HEARTBEAT, [row])
         return self._finish(result, started, weight0)
 
+    def retention(self) -> JobResult:
+        """Delete Postgres rows older than JOB_RETENTION_HOURS (Postgres is staging only;
+        the sink ignores deletes, so Cassandra keeps every row)."""
+        started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
+        result = JobResult("retention")
+        hours = self.settings.jobs.retention_hours
+        if hours > 0:
+            cutoff = self._now() - timedelta(hours=hours)
+            for table in TABLES.values():
+                if table.pruned:
+                    result.rows += self.writer.delete_older_than(
+                        table, cutoff, self.settings.jobs.retention_batch
+                    )
+        return self._finish(result, started, weight0)
+
     # -- cycles ----------------------------------------------------------------------------
 
     def jobs(self) -> dict[str, Callable[[], JobResult]]:
@@ -363,6 +380,7 @@ class Producer:
             "depth": self.depth,
             "prices": self.prices,
             "heartbeat": self.heartbeat,
+            "retention": self.retention,
         }
 
     def once(self) -> list[JobResult]:

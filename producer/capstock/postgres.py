@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import psycopg
@@ -246,6 +247,27 @@ class PostgresWriter:
             return cur.rowcount
 
     # -- reads -----------------------------------------------------------------------------
+
+    def delete_older_than(self, table: Table, cutoff: datetime, batch: int) -> int:
+        """Delete rows ingested before ``cutoff`` in batches of ``batch``, one transaction
+        each, so locks stay short and the WAL (and Debezium) see small transactions.
+        Stops early on shutdown; returns the number of rows deleted."""
+        statement = sql.SQL(
+            "DELETE FROM {t} WHERE ctid = ANY(ARRAY("
+            "SELECT ctid FROM {t} WHERE {col} < %s LIMIT %s))"
+        ).format(t=sql.Identifier(table.name), col=sql.Identifier("ingested_at"))
+
+        def delete_batch(conn: psycopg.Connection) -> int:
+            with conn.transaction():
+                return conn.execute(statement, (cutoff, batch)).rowcount
+
+        deleted = 0
+        while not self.sleeper.stopped:
+            count, _ = self._with_retry(f"retention {table.name}", delete_batch)
+            deleted += int(count)  # type: ignore[call-overload]
+            if int(count) < batch:  # type: ignore[call-overload]
+                break
+        return deleted
 
     def last_trade_id(self, symbol: str) -> int | None:
         """The highest stored trade id of ``symbol`` (resumes gap detection after a restart)."""

@@ -92,6 +92,7 @@ def run_forever(producer: Producer) -> int:
         "depth": j.depth_seconds,
         "prices": j.prices_seconds,
         "heartbeat": j.heartbeat_seconds,
+        "retention": j.retention_seconds,
     }
     scheduler = schedule.Scheduler()
     for name, job in producer.jobs().items():

@@ -77,6 +77,9 @@ class Table:
     ttl_seconds: int | None
     on_conflict: OnConflict = "ignore"
     description: str = ""
+    # Whether the retention job deletes this table's old rows from Postgres (the
+    # sink ignores those deletes, so Cassandra keeps the history).
+    pruned: bool = True
     column_names: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -274,6 +277,7 @@ HEARTBEAT = Table(
     clustering_key=(),
     ttl_seconds=None,
     on_conflict="update",
+    pruned=False,
 )
 
 TABLES: dict[str, Table] = {

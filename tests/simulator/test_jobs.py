@@ -1,6 +1,7 @@
 """The producer's jobs against the simulator, with an in-memory writer instead of Postgres."""
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -40,6 +41,13 @@ class MemoryWriter:
         self.batches.append((table.name, len(values)))
         return WriteResult(table.name, len(values), changed, 1)
 
+    def delete_older_than(self, table: Table, cutoff, batch):
+        stored = self.tables[table.name]
+        old = [k for k, row in stored.items() if row["ingested_at"] < cutoff]
+        for key in old:
+            del stored[key]
+        return len(old)
+
     def last_trade_id(self, symbol):
         ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
         return max(ids) if ids else None
@@ -65,7 +73,15 @@ def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
     caplog.set_level(logging.INFO, logger="capstock.jobs")
     p = make_producer(simulator_url)
     results = {r.job: r for r in p.once()}
-    assert list(results) == ["ticker_24hr", "klines", "trades", "depth", "prices", "heartbeat"]
+    assert list(results) == [
+        "ticker_24hr",
+        "klines",
+        "trades",
+        "depth",
+        "prices",
+        "heartbeat",
+        "retention",
+    ]
     t = p.writer.tables
     symbols = {r.symbol for r in p.universe}
     assert len(symbols) == 4 and all(s.endswith("USDT") for s in symbols)
@@ -157,3 +173,18 @@ def test_universe_rank_is_stored(simulator_url, rank_by):
     ranks = {r.symbol: r.rank for r in p.universe}
     for row in p.writer.tables["kline_data"].values():
         assert row["rank"] == ranks[row["symbol"]]
+
+
+def test_retention_deletes_only_old_rows_and_keeps_the_heartbeat(simulator_url):
+    producer = make_producer(simulator_url)
+    writer = producer.writer
+    producer.once()
+    trades = writer.tables["recent_trades"]
+    some_key = next(iter(trades))
+    trades[some_key]["ingested_at"] -= timedelta(hours=25)  # older than the 24 h default
+    total_before = sum(len(t) for t in writer.tables.values())
+    result = producer.retention()
+    assert result.rows == 1
+    assert some_key not in trades
+    assert sum(len(t) for t in writer.tables.values()) == total_before - 1
+    assert writer.tables["heartbeat"]  # never pruned
