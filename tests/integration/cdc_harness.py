@@ -1,0 +1,255 @@
+"""An isolated copy of the whole CDC chain for end-to-end tests and the benchmark.
+
+It registers the committed connector settings (register-postgres.json and the
+generated sink config) with only their *names* changed: its own database, slot,
+publication, topic prefix, keyspace and consumer group. So tests prove the real
+configuration without touching the pipeline's own data (or a running `make demo`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from capstock.cassandra_schema import KeyspaceOptions, apply_schema
+from capstock.connectors import SOURCE_CONFIG, sink_document, topic_for
+from capstock.postgres import PostgresWriter
+from capstock.tables import TABLES, Table
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from psycopg import sql
+
+from stack.components import Postgres
+from stack.connect_api import delete_connector
+from stack.pipeline import BIN, pipeline_env
+from stack.process import start_detached, stop_pid
+from stack.settings import REPO_ROOT, StackSettings
+
+
+def wait_for(check: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
+    """Poll check() every half second; fail with describe() when time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not reached within {timeout:.0f}s: {describe()}")
+
+
+def normalise(value: Any) -> Any:
+    """One comparable form for a value read from either store.
+
+    Decimals compare by their text (same digits and same scale); timestamps to the
+    millisecond in UTC (Cassandra's precision); everything else as it is.
+    """
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        utc = aware.astimezone(UTC)
+        return utc.replace(microsecond=utc.microsecond // 1000 * 1000, tzinfo=None)
+    if isinstance(value, date):
+        return value
+    if hasattr(value, "date") and callable(value.date):  # cassandra.util.Date
+        return value.date()
+    return value
+
+
+@dataclass
+class CdcHarness:
+    settings: StackSettings
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    work_dir: Path = field(default_factory=lambda: Path("/tmp"))
+    sink_pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"e2e_{self.suffix}"
+
+    @property
+    def conninfo(self) -> str:
+        return self.settings.postgres_conninfo(dbname=self.name)
+
+    @property
+    def source_name(self) -> str:
+        return f"e2e-source-{self.suffix}"
+
+    @property
+    def sink_name(self) -> str:
+        return f"e2e-sink-{self.suffix}"
+
+    @property
+    def sink_group(self) -> str:
+        return f"connect-{self.sink_name}"
+
+    def topic(self, table: Table) -> str:
+        return topic_for(table, self.name)
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def source_document(self) -> dict:
+        document = json.loads(SOURCE_CONFIG.read_text())
+        config = document["config"]
+        config.update(
+            {
+                "database.dbname": self.name,
+                "slot.name": self.name,
+                "publication.name": f"{self.name}_pub",
+                "topic.prefix": self.name,
+            }
+        )
+        return {"name": self.source_name, "config": config}
+
+    def sink_document(self) -> dict:
+        document = sink_document(keyspace=self.name, prefix=self.name)
+        document["name"] = self.sink_name
+        return document
+
+    def create_stores(self, cassandra_session) -> None:  # type: ignore[no-untyped-def]
+        with Postgres(self.settings).superuser_connection() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(self.name), sql.Identifier(self.settings.postgres_user)
+                )
+            )
+        writer = PostgresWriter(self.conninfo)
+        try:
+            writer.init_schema()
+        finally:
+            writer.close()
+        apply_schema(cassandra_session, KeyspaceOptions(name=self.name))
+
+    def register_source(self) -> None:
+        """Through the user-facing script, like `make up` does."""
+        path = self.work_dir / f"{self.source_name}.json"
+        path.write_text(json.dumps(self.source_document()))
+        env = {**os.environ, **pipeline_env(self.settings)}
+        subprocess.run(
+            ["bash", str(REPO_ROOT / "connect_connectors.sh"), str(path)],
+            env=env,
+            check=True,
+            timeout=300,
+        )
+
+    def start_sink(self) -> None:
+        path = self.work_dir / f"{self.sink_name}.json"
+        path.write_text(json.dumps(self.sink_document()))
+        self.sink_log = self.work_dir / f"{self.sink_name}.log"
+        self.sink_pid = start_detached(
+            [str(BIN / "cap-stock-sink"), "--config", str(path)],
+            self.sink_log,
+            self.work_dir / f"{self.sink_name}.pid",
+            env=pipeline_env(self.settings),
+        )
+
+    def stop_sink(self) -> None:
+        if self.sink_pid:
+            stop_pid(self.sink_pid, what="e2e sink", timeout=30)
+            self.sink_pid = None
+
+    def run_producer(self, api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "cap-stock"), *(args or ("once",))],
+            env={
+                **os.environ,
+                **pipeline_env(self.settings),
+                "POSTGRES_DB": self.name,
+                "BINANCE_API_URL": api_url,
+                "UNIVERSE_SIZE": "4",
+                "UNIVERSE_MIN_QUOTE_VOLUME": "0",
+                "JOB_DEPTH_LEVELS": "5",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def teardown(self, cassandra_session) -> None:  # type: ignore[no-untyped-def]
+        self.stop_sink()
+        delete_connector(self.settings.connect_url, self.source_name)
+        time.sleep(1)  # let the task release the replication slot
+        with Postgres(self.settings).superuser_connection() as conn:
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                [self.name],
+            )
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {self.name}", timeout=60)
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        topics = [self.topic(t) for t in TABLES.values()]
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            with contextlib.suppress(Exception):
+                future.result()
+
+    # -- reading both stores -----------------------------------------------------------
+
+    def postgres_rows(self, table: Table) -> dict[tuple, dict]:
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
+        query = sql.SQL("SELECT {} FROM {}").format(columns, sql.Identifier(table.name))
+        with psycopg.connect(self.conninfo) as conn:
+            rows = conn.execute(query).fetchall()
+        return self._keyed(table, [dict(zip(table.column_names, r, strict=True)) for r in rows])
+
+    def cassandra_rows(self, session, table: Table) -> dict[tuple, dict]:  # type: ignore[no-untyped-def]
+        # A fresh keyspace with a few hundred rows: a full scan is fine in a test.
+        result = session.execute(
+            f"SELECT {', '.join(table.column_names)} FROM {self.name}.{table.name}", timeout=30
+        )
+        return self._keyed(table, [r._asdict() for r in result])
+
+    @staticmethod
+    def _keyed(table: Table, rows: list[dict]) -> dict[tuple, dict]:
+        keyed = {}
+        for row in rows:
+            clean = {k: normalise(v) for k, v in row.items()}
+            keyed[tuple(clean[k] for k in table.cassandra_primary_key)] = clean
+        return keyed
+
+    def kafka_end_offsets(self, table: Table) -> int:
+        """Total events ever written to a table's topic (0 if it has none)."""
+        consumer = Consumer(
+            {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "e2e-probe"}
+        )
+        try:
+            metadata = consumer.list_topics(self.topic(table), timeout=10)
+            partitions = metadata.topics[self.topic(table)].partitions
+            total = 0
+            for p in partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic(table), p), timeout=10
+                )
+                total += max(high, 0)
+            return total
+        finally:
+            consumer.close()
+
+    def sink_committed(self, table: Table) -> int:
+        consumer = Consumer(
+            {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": self.sink_group}
+        )
+        try:
+            committed = consumer.committed([TopicPartition(self.topic(table), 0)], timeout=10)
+            return max(committed[0].offset, 0)
+        finally:
+            consumer.close()
+
+    def sink_output(self) -> str:
+        try:
+            return self.sink_log.read_text()[-4000:]
+        except (OSError, AttributeError):
+            return "(no sink log)"

@@ -1,0 +1,180 @@
+"""End to end on the native stack: simulator → producer → Postgres → Debezium → Kafka
+→ sink → Cassandra, with the committed connector settings (see cdc_harness).
+
+The tests run in file order on one isolated chain: fill, compare, re-run, update,
+restart Connect, heartbeat, and retention last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from capstock.postgres import PostgresWriter
+from capstock.simulator import Simulator, start_simulator
+from capstock.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES, TOP_24HR, Table
+
+from stack.components import Connect
+from tests.integration.cdc_harness import CdcHarness, wait_for
+
+pytestmark = pytest.mark.integration
+
+ARRIVAL_TIMEOUT = 90
+
+
+@pytest.fixture(scope="module")
+def exchange() -> Iterator[Simulator]:
+    # Many trades per second so the open candle surely changes between two cycles.
+    sim = start_simulator(symbols=8, seed=11, trade_rate=20.0, history_minutes=5)
+    yield sim
+    sim.close()
+
+
+@pytest.fixture(scope="module")
+def chain(native_stack, cassandra_session, tmp_path_factory) -> Iterator[CdcHarness]:
+    harness = CdcHarness(native_stack, work_dir=tmp_path_factory.mktemp("e2e"))
+    harness.create_stores(cassandra_session)
+    harness.register_source()
+    harness.start_sink()
+    yield harness
+    harness.teardown(cassandra_session)
+
+
+# Sub-cent pairs (8-decimal prices, quantities in the hundreds of millions) next to
+# five-digit ones.
+SYMBOLS = "BTCUSDT,ETHUSDT,SHIBUSDT,PEPEUSDT"
+
+
+def run_cycle(chain: CdcHarness, exchange: Simulator) -> None:
+    result = chain.run_producer(exchange.url, UNIVERSE_SYMBOLS=SYMBOLS)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def assert_table_mirrored(chain: CdcHarness, session, table: Table) -> None:  # type: ignore[no-untyped-def]
+    """The same keys, and every column equal, in both stores (waiting for arrival)."""
+    expected = chain.postgres_rows(table)
+    state: dict = {"actual": {}}
+
+    def mirrored() -> bool:
+        state["actual"] = chain.cassandra_rows(session, table)
+        return state["actual"] == expected
+
+    def difference() -> str:
+        actual = state["actual"]
+        missing = [k for k in expected if k not in actual][:3]
+        extra = [k for k in actual if k not in expected][:3]
+        differing = [
+            (expected[k], actual[k]) for k in expected if k in actual and actual[k] != expected[k]
+        ][:2]
+        return (
+            f"{table.name}: postgres {len(expected)} rows, cassandra {len(actual)}; "
+            f"missing {missing}; extra {extra}; differing {differing}\n"
+            f"sink log:\n{chain.sink_output()}"
+        )
+
+    wait_for(mirrored, ARRIVAL_TIMEOUT, difference)
+
+
+def assert_cassandra_mirrors_postgres(chain: CdcHarness, session) -> None:  # type: ignore[no-untyped-def]
+    for table in TABLES.values():
+        assert_table_mirrored(chain, session, table)
+
+
+def test_every_row_arrives_with_identical_values(chain, exchange, cassandra_session) -> None:
+    run_cycle(chain, exchange)
+    for table in TABLES.values():
+        assert chain.postgres_rows(table), f"the cycle wrote no {table.name} rows"
+    assert_cassandra_mirrors_postgres(chain, cassandra_session)
+
+    # The comparison covered the hard cases: sub-cent prices with 8 decimals and
+    # volumes far beyond a double's exact range.
+    trades = chain.cassandra_rows(cassandra_session, RECENT_TRADES).values()
+    assert any(
+        Decimal(t["price"]) < Decimal("0.001") and len(t["price"].split(".")[1]) == 8
+        for t in trades
+    )
+    # More than 15 significant digits: a double could not have carried these exactly.
+    volumes = [row["volume"] for row in chain.cassandra_rows(cassandra_session, TOP_24HR).values()]
+    assert any(len(Decimal(v).as_tuple().digits) > 15 for v in volumes), volumes
+
+
+def test_second_cycle_adds_no_duplicates(chain, exchange, cassandra_session) -> None:
+    run_cycle(chain, exchange)
+    assert_cassandra_mirrors_postgres(chain, cassandra_session)
+    # Each stored trade produced exactly one change event: nothing was sent twice.
+    assert chain.kafka_end_offsets(RECENT_TRADES) == len(chain.postgres_rows(RECENT_TRADES))
+
+
+def test_open_kline_update_arrives_as_an_update(chain, exchange, cassandra_session) -> None:
+    open_before = {
+        k: row for k, row in chain.postgres_rows(KLINE_DATA).items() if not row["is_closed"]
+    }
+    assert open_before, "expected an open candle"
+    events_before = chain.kafka_end_offsets(KLINE_DATA)
+    exchange.market.advance(exchange.market.now_ms + 3_000)
+    run_cycle(chain, exchange)
+    after = chain.postgres_rows(KLINE_DATA)
+    changed = [k for k, row in open_before.items() if after[k] != row]
+    assert changed, "no open candle changed between cycles"
+    assert chain.kafka_end_offsets(KLINE_DATA) > events_before
+    assert_cassandra_mirrors_postgres(chain, cassandra_session)
+    cassandra = chain.cassandra_rows(cassandra_session, KLINE_DATA)
+    for key in changed:
+        assert cassandra[key] == after[key]  # the new values, in the one row for that candle
+
+
+def test_connect_restart_mid_stream_loses_and_duplicates_nothing(
+    chain, exchange, cassandra_session, native_stack
+) -> None:
+    connect = Connect(native_stack)
+    connect.stop()
+    try:
+        # Rows written while Connect is down wait in the replication slot.
+        exchange.market.advance(exchange.market.now_ms + 2_000)
+        run_cycle(chain, exchange)
+    finally:
+        connect.start()
+    assert_cassandra_mirrors_postgres(chain, cassandra_session)
+
+
+def test_heartbeats_reach_cassandra_and_give_freshness(chain, exchange, cassandra_session) -> None:
+    run_cycle(chain, exchange)
+    producer_beat = chain.postgres_rows(HEARTBEAT)[("producer",)]
+
+    def debezium_beat_arrived() -> bool:
+        return ("debezium",) in chain.cassandra_rows(cassandra_session, HEARTBEAT)
+
+    # Debezium's heartbeat action query writes its own row every 10 s.
+    wait_for(debezium_beat_arrived, ARRIVAL_TIMEOUT, lambda: chain.sink_output())
+    assert_cassandra_mirrors_postgres(chain, cassandra_session)
+    in_cassandra = chain.cassandra_rows(cassandra_session, HEARTBEAT)[("producer",)]
+    assert in_cassandra["beat_time"] == producer_beat["beat_time"]
+    freshness = datetime.now(UTC).replace(tzinfo=None) - in_cassandra["beat_time"]
+    assert timedelta(0) <= freshness
+
+
+def test_retention_delete_leaves_history_in_cassandra(chain, cassandra_session) -> None:
+    trades_in_cassandra = chain.cassandra_rows(cassandra_session, RECENT_TRADES)
+    events_before = chain.kafka_end_offsets(RECENT_TRADES)
+    writer = PostgresWriter(chain.conninfo)
+    try:
+        deleted = writer.delete_older_than(
+            RECENT_TRADES, datetime.now(UTC) + timedelta(hours=1), batch=100
+        )
+    finally:
+        writer.close()
+    assert deleted == len(trades_in_cassandra)
+    assert chain.postgres_rows(RECENT_TRADES) == {}
+    # Wait until the sink has consumed the delete events, then check nothing went.
+    events_after = events_before + deleted
+    wait_for(
+        lambda: (
+            chain.kafka_end_offsets(RECENT_TRADES) == events_after
+            and chain.sink_committed(RECENT_TRADES) == events_after
+        ),
+        ARRIVAL_TIMEOUT,
+        lambda: f"sink committed {chain.sink_committed(RECENT_TRADES)} of {events_after}",
+    )
+    assert chain.cassandra_rows(cassandra_session, RECENT_TRADES) == trades_in_cassandra
