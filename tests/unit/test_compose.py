@@ -8,6 +8,7 @@ pinned to versions.env, every path it mounts exists, every setting is documented
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -473,3 +474,17 @@ def test_demo_profile_runs_the_simulator_and_points_the_producer_at_it() -> None
         "required": False,
     }
     assert f"BINANCE_API_URL=http://simulator:{port}/api" in producer["entrypoint"][-1]
+
+
+def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "cassandra_role", REPO / "docker" / "init" / "cassandra_role.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    create, alter = module.role_statements("cap_stock")
+    assert create == "CREATE ROLE IF NOT EXISTS cap_stock WITH PASSWORD = %s AND LOGIN = true"
+    assert alter == "ALTER ROLE cap_stock WITH PASSWORD = %s"
+    for bad in ("Cap", "x; DROP KEYSPACE cap_stock", "", "1role"):
+        with pytest.raises(ValueError, match="CASSANDRA_USER"):
+            module.role_statements(bad)
