@@ -473,7 +473,10 @@ def test_demo_profile_runs_the_simulator_and_points_the_producer_at_it() -> None
         "condition": "service_healthy",
         "required": False,
     }
-    assert f"BINANCE_API_URL=http://simulator:{port}/api" in producer["entrypoint"][-1]
+    alias = simulator["networks"]["default"]["aliases"][0]
+    script = producer["entrypoint"][-1]
+    assert f"getent hosts {alias} " in script
+    assert f"BINANCE_API_URL=http://{alias}:{port}/api" in script
 
 
 def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> None:
