@@ -60,3 +60,10 @@ test-unit: venv ## unit tests only (no services)
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
+
+connectors: venv ## regenerate register_cassandra.json from producer/capstock/tables.py
+	$(VENV)/bin/cap-stock connectors --write
+
+bench: stack-up ## benchmarks on the native stack: Postgres writes, CDC latency and throughput
+	$(PY) bench/bench_postgres_writes.py
+	PYTHONPATH=. $(PY) bench/bench_cdc_latency.py

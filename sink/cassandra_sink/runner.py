@@ -120,22 +120,29 @@ class CassandraSink:
                     )
                     continue
                 latest.pop((f"{table.mapping.keyspace}.{name}", key), None)
-                latest[(f"{table.mapping.keyspace}.{name}", key)] = (statement, values, name)
+                latest[(f"{table.mapping.keyspace}.{name}", key)] = (statement, values, table)
         batches: dict[PreparedStatement, list[list[Any]]] = defaultdict(list)
-        names: dict[PreparedStatement, str] = {}
-        for statement, values, name in latest.values():
+        owners: dict[PreparedStatement, PreparedTable] = {}
+        for statement, values, table in latest.values():
             batches[statement].append(values)
-            names[statement] = name
-        return batches, names
+            owners[statement] = table
+        return batches, owners
 
-    def _write_with_retry(self, session, batches, names) -> None:  # type: ignore[no-untyped-def]
+    def _write_with_retry(self, session, batches, owners) -> None:  # type: ignore[no-untyped-def]
         attempt = 0
         while True:
             try:
                 for statement, rows in batches.items():
-                    write(session, statement, rows, self.config.max_concurrent_requests)
+                    owner = owners[statement]
+                    # A delete binds the key only; its partition columns come first.
+                    positions = (
+                        owner.partition_positions
+                        if statement is owner.upsert
+                        else list(range(len(owner.partition_columns)))
+                    )
+                    write(session, statement, rows, positions, self.config.max_concurrent_requests)
                 for statement, rows in batches.items():
-                    self.stats.written[names[statement]] += len(rows)
+                    self.stats.written[owners[statement].mapping.table] += len(rows)
                 return
             except Exception as err:
                 attempt += 1
@@ -168,8 +175,8 @@ class CassandraSink:
                 records = [m for m in messages if not m.error()]
                 _log_errors(m for m in messages if m.error())
                 if records:
-                    batches, names = self._group(records, tables)
-                    self._write_with_retry(session, batches, names)
+                    batches, owners = self._group(records, tables)
+                    self._write_with_retry(session, batches, owners)
                     consumer.commit(asynchronous=False)
                 if time.monotonic() - last_stats > STATS_EVERY_S:
                     log.info(self.stats.line())

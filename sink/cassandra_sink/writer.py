@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, Session
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent
 from cassandra.policies import DCAwareRoundRobinPolicy
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
 
 from cassandra_sink.config import SinkConfig, SinkConfigError, TableMapping
 from cassandra_sink.records import BadRecord, Change, convert
 
 log = logging.getLogger(__name__)
+
+# Rows per single-partition unlogged batch (about 10 KiB for a trade row).
+MAX_BATCH_ROWS = 50
 
 
 @dataclass
@@ -25,12 +29,19 @@ class PreparedTable:
     upsert: PreparedStatement
     delete: PreparedStatement | None
     key_columns: list[str]
+    partition_columns: list[str]
 
     @property
     def key_positions(self) -> list[int]:
         """Where each primary-key column sits in row_values()."""
         columns = list(self.mapping.columns)
         return [columns.index(c) for c in self.key_columns]
+
+    @property
+    def partition_positions(self) -> list[int]:
+        """Where each partition-key column sits in row_values()."""
+        columns = list(self.mapping.columns)
+        return [columns.index(c) for c in self.partition_columns]
 
     def row_values(self, change: Change) -> list[Any]:
         assert change.row is not None
@@ -101,14 +112,43 @@ def prepare(session: Session, mapping: TableMapping) -> PreparedTable:
     if mapping.deletes_enabled:
         where = " AND ".join(f"{c} = ?" for c in key_columns)
         delete = session.prepare(f"DELETE FROM {target} WHERE {where}")
-    return PreparedTable(mapping, types, upsert, delete, key_columns)
+    partition_columns = [c.name for c in table_meta.partition_key]
+    return PreparedTable(mapping, types, upsert, delete, key_columns, partition_columns)
+
+
+def plan_requests(
+    statement: PreparedStatement | str, rows: list[list[Any]], partition_positions: list[int]
+) -> list[tuple[Statement | PreparedStatement | str, Any]]:
+    """Group rows by partition into unlogged batches of up to MAX_BATCH_ROWS.
+
+    A single-partition batch is one mutation for Cassandra and one request for us,
+    which is what lets one Python process keep up with Debezium.
+    """
+    by_partition: dict[tuple, list[list[Any]]] = defaultdict(list)
+    for row in rows:
+        by_partition[tuple(row[i] for i in partition_positions)].append(row)
+    requests: list[tuple[Statement | PreparedStatement | str, Any]] = []
+    for partition_rows in by_partition.values():
+        for start in range(0, len(partition_rows), MAX_BATCH_ROWS):
+            chunk = partition_rows[start : start + MAX_BATCH_ROWS]
+            if len(chunk) == 1:
+                requests.append((statement, chunk[0]))
+                continue
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for row in chunk:
+                batch.add(statement, row)
+            requests.append((batch, None))
+    return requests
 
 
 def write(
-    session: Session, statement: PreparedStatement, rows: list[list[Any]], concurrency: int
+    session: Session,
+    statement: PreparedStatement,
+    rows: list[list[Any]],
+    partition_positions: list[int],
+    concurrency: int,
 ) -> None:
     """Run every row; raise on the first failure so the batch's offsets stay uncommitted."""
-    if rows:
-        execute_concurrent_with_args(
-            session, statement, rows, concurrency=concurrency, raise_on_first_error=True
-        )
+    requests = plan_requests(statement, rows, partition_positions)
+    if requests:
+        execute_concurrent(session, requests, concurrency=concurrency, raise_on_first_error=True)

@@ -1,0 +1,190 @@
+"""End-to-end latency: Postgres commit → row readable in Cassandra, on the native stack.
+
+Writes ``recent_trades`` rows at a steady rate, in one transaction every 50 ms, into an
+isolated copy of the chain (the committed connector settings with their own database,
+slot, topics, keyspace and sink; see tests/integration/cdc_harness.py). A poller reads
+the last row of each transaction back from Cassandra and records how long after the
+commit it became readable.
+
+Prints p50/p95/p99 at the steady rate (goal: p99 ≤ 1 s at 1,000 rows/s), then raises
+the rate step by step and prints the highest rate at which lag did not grow (goal:
+≥ 5,000 rows/s), next to the rate Postgres alone accepted (the baseline: what the
+writer could offer the chain in the same run).
+
+    PYTHONPATH=. python bench/bench_cdc_latency.py [--rate 1000] [--seconds 30] [--max-rate 12000]
+
+Needs the native stack (`make stack-up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from stack.components import Cassandra
+from stack.settings import StackSettings
+from tests.integration.cdc_harness import CdcHarness
+
+TICK_S = 0.05
+SYMBOL = "BENCHUSDT"
+
+
+@dataclass
+class Run:
+    rate: int
+    # (last trade id of a transaction, its commit time), from the writer to the poller
+    commits: queue.Queue = field(default_factory=queue.Queue)
+    latencies: list[float] = field(default_factory=list)
+    written: int = 0
+    elapsed: float = 0.0
+    writer_done: threading.Event = field(default_factory=threading.Event)
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    def lag_grew(self) -> bool:
+        """Lag grows when the last third of the run waited clearly longer than the first."""
+        third = len(self.latencies) // 3
+        if third < 3:
+            return True
+        first = statistics.median(self.latencies[:third])
+        last = statistics.median(self.latencies[-third:])
+        return last > 2 * first + 0.5
+
+
+def write_steadily(chain: CdcHarness, run: Run, seconds: float, next_id: list[int]) -> None:
+    per_tick = max(1, round(run.rate * TICK_S))
+    insert = (
+        "INSERT INTO recent_trades (symbol, trade_id, price, qty, quote_qty, trade_time,"
+        " is_buyer_maker, is_best_match, day, ingested_at) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, true, %s, %s)"
+    )
+    start = time.monotonic()
+    with psycopg.connect(chain.conninfo) as conn:
+        tick = 0
+        while time.monotonic() - start < seconds:
+            wall = datetime.now(UTC)
+            now = wall.replace(microsecond=wall.microsecond // 1000 * 1000)
+            rows = []
+            for _ in range(per_tick):
+                next_id[0] += 1
+                rows.append(
+                    (
+                        SYMBOL,
+                        next_id[0],
+                        Decimal("0.00001234"),
+                        Decimal("1000000.5"),
+                        Decimal("12.34000617"),
+                        now,
+                        next_id[0] % 2 == 0,
+                        now.date(),
+                        now,
+                    )
+                )
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(insert, rows)
+            run.commits.put((next_id[0], time.monotonic()))
+            run.written += len(rows)
+            tick += 1
+            # Hold the steady rate: sleep until this tick's slot ends.
+            time.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
+    run.elapsed = time.monotonic() - start
+
+
+def poll_arrivals(session, chain: CdcHarness, run: Run) -> None:  # type: ignore[no-untyped-def]
+    query = session.prepare(
+        f"SELECT trade_id FROM {chain.name}.recent_trades WHERE symbol = ? AND day = ? "
+        "AND trade_id = ?"
+    )
+    day = datetime.now(UTC).date()
+    pending: dict[int, float] = {}
+    give_up_at: float | None = None
+    while True:
+        while not run.commits.empty():
+            trade_id, committed = run.commits.get()
+            pending[trade_id] = committed
+        for trade_id in sorted(pending):
+            if session.execute(query, (SYMBOL, day, trade_id)).one():
+                run.latencies.append(time.monotonic() - pending.pop(trade_id))
+        if run.writer_done.is_set():
+            # Whatever has not arrived 30 s after the writer stopped never counts.
+            give_up_at = give_up_at or time.monotonic() + 30
+            if (not pending and run.commits.empty()) or time.monotonic() > give_up_at:
+                return
+        time.sleep(0.01)
+
+
+def measure(chain: CdcHarness, session, rate: int, seconds: float, next_id: list[int]) -> Run:  # type: ignore[no-untyped-def]
+    run = Run(rate)
+    poller = threading.Thread(target=poll_arrivals, args=(session, chain, run))
+    poller.start()
+    try:
+        write_steadily(chain, run, seconds, next_id)
+    finally:
+        run.writer_done.set()
+        poller.join()
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=1000, help="steady rows/s for percentiles")
+    parser.add_argument("--seconds", type=float, default=30, help="length of each run")
+    parser.add_argument("--max-rate", type=int, default=12000, help="highest rate to try")
+    args = parser.parse_args(argv)
+
+    settings = StackSettings()
+    cluster, session = Cassandra(settings).session(
+        settings.cassandra_user, settings.cassandra_password
+    )
+    chain = CdcHarness(settings, work_dir=Path("/tmp"))
+    next_id = [0]
+    try:
+        chain.create_stores(session)
+        chain.register_source()
+        chain.start_sink()
+        measure(chain, session, 200, 5, next_id)  # warm-up: topics, JIT, prepared statements
+
+        steady = measure(chain, session, args.rate, args.seconds, next_id)
+        print(
+            f"steady {args.rate} rows/s for {args.seconds:.0f}s: "
+            f"p50={steady.percentile(0.50) * 1000:.0f} ms "
+            f"p95={steady.percentile(0.95) * 1000:.0f} ms "
+            f"p99={steady.percentile(0.99) * 1000:.0f} ms "
+            f"(goal p99 <= 1000 ms; {len(steady.latencies)} transactions)"
+        )
+        sustained = 0
+        rate = 2000
+        while rate <= args.max_rate:
+            run = measure(chain, session, rate, args.seconds / 2, next_id)
+            offered = run.written / run.elapsed
+            grew = run.lag_grew() or offered < 0.9 * rate
+            print(
+                f"  rate {rate:>6} rows/s: postgres accepted {offered:>7.0f} rows/s, "
+                f"p50={run.percentile(0.5) * 1000:.0f} ms p99={run.percentile(0.99) * 1000:.0f} ms"
+                f"{' -> lag grows' if grew else ''}"
+            )
+            if grew:
+                break
+            sustained = rate
+            rate += 2000
+        print(f"highest sustained rate without growing lag: {sustained} rows/s (goal >= 5000)")
+    finally:
+        chain.teardown(session)
+        cluster.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
