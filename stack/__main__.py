@@ -14,6 +14,7 @@ import time
 
 from stack import pipeline
 from stack.components import Component, Connect, all_components, wipe
+from stack.grafana import Grafana
 from stack.process import StackError, rss_kib
 from stack.settings import StackSettings
 
@@ -84,7 +85,8 @@ def _status_line(component: Component) -> tuple[bool, str]:
 def status(settings: StackSettings) -> int:
     all_up = True
     total_rss = 0
-    started = [p for p in pipeline.pipeline_components(settings) if p.pid_file.exists()]
+    optional = [*pipeline.pipeline_components(settings), Grafana(settings)]
+    started = [p for p in optional if p.pid_file.exists()]
     for component in [*all_components(settings), *started]:
         healthy, line = _status_line(component)
         all_up &= healthy

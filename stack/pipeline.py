@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack.components import Component, Connect, all_components
+from stack.grafana import Grafana
 from stack.process import StackError, port_open, start_detached, wait_until
 from stack.settings import REPO_ROOT, StackSettings, _env, _env_int
 
@@ -147,7 +148,8 @@ def up(settings: StackSettings, source: str) -> None:
         api_url = simulator.api_url
     producer = Producer(settings, api_url=api_url)
     print(f"producer: {producer.start()}", flush=True)
+    print(f"grafana: {Grafana(settings).start()}", flush=True)
 
 
 def everything(settings: StackSettings) -> list[Component]:
-    return [*all_components(settings), *pipeline_components(settings)]
+    return [*all_components(settings), *pipeline_components(settings), Grafana(settings)]

@@ -13,10 +13,10 @@ import pytest
 from psycopg import sql
 
 from stack import __main__ as stack_cli
-from stack import pipeline as stack_pipeline
 from stack.components import Cassandra, Component, Postgres, all_components
 from stack.settings import StackSettings
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
+from tests.integration.cdc_harness import CdcHarness
 
 
 def _is_healthy(component: Component) -> bool:
@@ -63,15 +63,16 @@ def cassandra_session(native_stack: StackSettings):  # type: ignore[no-untyped-d
     cluster.shutdown()
 
 
-@pytest.fixture(scope="session")
-def pipeline(native_stack: StackSettings) -> Iterator[StackSettings]:
-    """The CDC chain for the pipeline's own tables: both schemas applied, the Debezium
-    source registered from register-postgres.json, and the sink running from
-    register_cassandra.json. A sink this fixture started is stopped afterwards."""
-    stack_pipeline.prepare(native_stack)
-    sink = stack_pipeline.Sink(native_stack)
-    was_running = sink.pid() is not None
-    sink.start()
-    yield native_stack
-    if not was_running:
-        sink.stop()
+@pytest.fixture(scope="module")
+def cdc_chain(native_stack: StackSettings, cassandra_session, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """An isolated copy of the pipeline's CDC chain for one test module (see cdc_harness):
+    its own database and keyspace with the pipeline's tables, the committed connector
+    settings registered under their own names, and a running sink."""
+    harness = CdcHarness(native_stack, work_dir=tmp_path_factory.mktemp("cdc"))
+    harness.create_stores(cassandra_session)
+    try:
+        harness.register_source()
+        harness.start_sink()
+        yield harness
+    finally:
+        harness.teardown(cassandra_session)

@@ -1,17 +1,15 @@
 """Every dashboard query, expanded as Grafana expands it, on the real Postgres and Cassandra.
 
 The module writes its own data first: one producer cycle (``cap-stock once``) against an
-in-process simulator into the pipeline's database, then waits until the CDC chain (the
-``pipeline`` fixture: Debezium source and sink) has delivered it to Cassandra. Variables
+in-process simulator into an isolated copy of the pipeline's database, then waits until
+the CDC chain (the ``cdc_chain`` fixture: Debezium source and sink with the committed
+settings) has delivered it to Cassandra. Variables
 resolve the way Grafana resolves them (each variable query is run; All means every option),
 with ``symbol`` set to a symbol this module just wrote.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +23,7 @@ from dashboard.expand import ALL, TimeRange, Variable, expand_cassandra, expand_
 from dashboard.generate import DASHBOARDS, Dashboard, Panel, Query
 from stack.components import Cassandra
 from stack.settings import StackSettings
+from tests.integration.cdc_harness import CdcHarness
 
 pytestmark = pytest.mark.integration
 
@@ -34,47 +33,27 @@ NUMBERS = (int, float, Decimal)
 OHLC = ("open", "high", "low", "close")
 
 
-def _producer_env(settings: StackSettings, api_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "POSTGRES_HOST": "127.0.0.1",
-        "POSTGRES_PORT": str(settings.postgres_port),
-        "POSTGRES_DB": settings.postgres_db,
-        "POSTGRES_USER": settings.postgres_user,
-        "POSTGRES_PASSWORD": settings.postgres_password,
-        "BINANCE_API_URL": api_url,
-        "UNIVERSE_SIZE": str(UNIVERSE_SIZE),
-        "UNIVERSE_MIN_QUOTE_VOLUME": "0",
-    }
-
-
 @pytest.fixture(scope="module")
-def cassandra(pipeline: StackSettings):  # type: ignore[no-untyped-def]
+def cassandra(cdc_chain: CdcHarness, native_stack: StackSettings):  # type: ignore[no-untyped-def]
     """A session bound to the keyspace, as the plugin binds it (jsonData.keyspace), so the
     dashboards' unqualified table names resolve the same way."""
-    cluster, session = Cassandra(pipeline).session(
-        pipeline.cassandra_user, pipeline.cassandra_password
+    cluster, session = Cassandra(native_stack).session(
+        native_stack.cassandra_user, native_stack.cassandra_password
     )
-    session.set_keyspace(os.environ.get("CASSANDRA_KEYSPACE", "cap_stock"))
+    session.set_keyspace(cdc_chain.name)
     yield session
     cluster.shutdown()
 
 
 @pytest.fixture(scope="module")
-def written(pipeline: StackSettings, cassandra) -> Iterator[tuple[str, datetime]]:  # type: ignore[no-untyped-def]
-    """Run one producer cycle into the pipeline's database; yield (symbol, start time)
+def written(cdc_chain: CdcHarness, cassandra) -> Iterator[tuple[str, datetime]]:  # type: ignore[no-untyped-def]
+    """Run one producer cycle into the chain's database; yield (symbol, start time)
     once that symbol's newest latest-price row has reached Cassandra."""
     started = datetime.now(UTC) - timedelta(seconds=1)
     with start_simulator(symbols=8, seed=1, history_minutes=10) as sim:
-        proc = subprocess.run(
-            [sys.executable, "-m", "capstock.cli", "once"],
-            env=_producer_env(pipeline, sim.url),
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        proc = cdc_chain.run_producer(sim.url, UNIVERSE_SIZE=str(UNIVERSE_SIZE))
     assert proc.returncode == 0, proc.stderr
-    with psycopg.connect(pipeline.postgres_conninfo()) as conn:
+    with psycopg.connect(cdc_chain.conninfo) as conn:
         row = conn.execute(
             "SELECT symbol, max(ts) FROM latest_prices WHERE ingested_at >= %s "
             "GROUP BY symbol ORDER BY symbol LIMIT 1",
@@ -97,8 +76,8 @@ def written(pipeline: StackSettings, cassandra) -> Iterator[tuple[str, datetime]
 
 
 @pytest.fixture(scope="module")
-def postgres(pipeline: StackSettings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(pipeline.postgres_conninfo(), autocommit=True) as conn:
+def postgres(cdc_chain: CdcHarness) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(cdc_chain.conninfo, autocommit=True) as conn:
         yield conn
 
 

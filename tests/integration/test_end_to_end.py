@@ -33,13 +33,8 @@ def exchange() -> Iterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-def chain(native_stack, cassandra_session, tmp_path_factory) -> Iterator[CdcHarness]:
-    harness = CdcHarness(native_stack, work_dir=tmp_path_factory.mktemp("e2e"))
-    harness.create_stores(cassandra_session)
-    harness.register_source()
-    harness.start_sink()
-    yield harness
-    harness.teardown(cassandra_session)
+def chain(cdc_chain: CdcHarness) -> CdcHarness:
+    return cdc_chain
 
 
 # Sub-cent pairs (8-decimal prices, quantities in the hundreds of millions) next to
