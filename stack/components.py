@@ -96,6 +96,12 @@ class Component:
                 f"{self.name}: port {self.port} is taken by another process; stop it or set "
                 f"the port in .env (see README, Configuration)"
             )
+        pid = self.launch_and_wait()
+        self.after_healthy()
+        return f"started (pid {pid})"
+
+    def launch_and_wait(self) -> int:
+        """Launch (unless the process is already there) and wait, bounded, until healthy."""
         pid = self.pid() or self.launch()
         wait_until(
             self.healthy,
@@ -104,8 +110,7 @@ class Component:
             log_file=self.log_file,
             pid=pid,
         )
-        self.after_healthy()
-        return f"started (pid {pid})"
+        return pid
 
     def after_healthy(self) -> None:
         """One-time set-up that needs the service up (users, roles)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stack.components import Component, Connect, all_components
 from stack.grafana import Grafana
-from stack.process import StackError, port_open, start_detached, wait_until
+from stack.process import StackError, port_open, start_detached
 from stack.settings import REPO_ROOT, StackSettings, _env, _env_int
 
 BIN = Path(sys.executable).parent
@@ -61,15 +61,7 @@ class PipelineProcess(Component):
     def start(self) -> str:
         if self.pid():
             return "already running"
-        pid = self.launch()
-        wait_until(
-            self.healthy,
-            what=self.name,
-            timeout=self.start_timeout,
-            log_file=self.log_file,
-            pid=pid,
-        )
-        return f"started (pid {pid})"
+        return f"started (pid {self.launch_and_wait()})"
 
 
 @dataclass
