@@ -1,6 +1,7 @@
 """The producer's jobs against the simulator, with an in-memory writer instead of Postgres."""
 
 import logging
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from capstock.config import (
 from capstock.exchange.client import ExchangeClient
 from capstock.jobs import Producer
 from capstock.postgres import WriteResult, dedupe
+from capstock.simulator import start_simulator
 from capstock.tables import TABLES, Table
 
 
@@ -56,7 +58,7 @@ class MemoryWriter:
         pass
 
 
-def make_producer(url, **universe):
+def make_producer(url, clock=None, **universe):
     settings = Settings(
         postgres=load(PostgresSettings),
         binance=load(BinanceSettings, api_url=url),
@@ -66,7 +68,7 @@ def make_producer(url, **universe):
     )
     sleeper = RecordingSleeper()
     exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)
-    return Producer(settings, exchange, MemoryWriter(), sleeper=sleeper)
+    return Producer(settings, exchange, MemoryWriter(), sleeper=sleeper, clock=clock)
 
 
 def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
@@ -97,18 +99,25 @@ def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
     assert results["trades"].weight == 4 * 25
 
 
-def test_second_cycle_adds_no_duplicate_trades_and_updates_the_open_kline(simulator, simulator_url):
-    p = make_producer(simulator_url)
-    p.once()
-    trades_before = dict(p.writer.tables["recent_trades"])
-    simulator.market.advance(simulator.market.now_ms + 5_000)
-    second = {r.job: r for r in p.once()}
+def test_second_cycle_adds_no_duplicate_trades_and_updates_the_open_kline():
+    # One clock for exchange and producer, 10 s into a minute: 5 s later the same candle
+    # is still open on both sides (with real clocks a minute boundary could fall between).
+    now = [float((int(time.time()) // 60) * 60 + 10)]
+    with start_simulator(symbols=8, seed=1, history_minutes=10, clock=lambda: now[0]) as sim:
+        p = make_producer(sim.url, clock=lambda: now[0])
+        p.once()
+        trades_before = dict(p.writer.tables["recent_trades"])
+        open_before = {k: r for k, r in p.writer.tables["kline_data"].items() if not r["is_closed"]}
+        now[0] += 5
+        second = {r.job: r for r in p.once()}
     trades_after = p.writer.tables["recent_trades"]
     new_ids = set(trades_after) - set(trades_before)
     assert second["trades"].rows == len(new_ids)  # only ids above the last one were sent
     assert second["trades"].gaps == 0
-    open_klines = [r for r in p.writer.tables["kline_data"].values() if not r["is_closed"]]
-    assert len(open_klines) == 4, "one open candle per symbol, updated in place"
+    open_after = {k: r for k, r in p.writer.tables["kline_data"].items() if not r["is_closed"]}
+    assert len(open_after) == 4, "one open candle per symbol, updated in place"
+    assert set(open_after) == set(open_before)
+    assert any(open_after[k] != open_before[k] for k in open_after), "no open candle changed"
 
 
 def test_trade_id_gap_is_counted_and_reported_in_the_heartbeat(simulator, simulator_url, caplog):
