@@ -20,6 +20,7 @@ from capstock.exchange.client import ExchangeClient
 from capstock.jobs import Producer
 from capstock.postgres import WriteResult, dedupe
 from capstock.simulator import start_simulator
+from capstock.simulator.market import Market
 from capstock.tables import TABLES, Table
 
 
@@ -197,3 +198,16 @@ def test_retention_deletes_only_old_rows_and_keeps_the_heartbeat(simulator_url):
     assert some_key not in trades
     assert sum(len(t) for t in writer.tables.values()) == total_before - 1
     assert writer.tables["heartbeat"]  # never pruned
+
+
+def test_a_restarted_simulator_continues_above_the_trade_ids_it_issued():
+    # The producer stores only ids above the last stored one, so ids must never go back,
+    # even when the demo's simulator restarts with the same seed and its own history.
+    start_ms = 1_795_000_000_000
+    before = Market(symbol_count=4, seed=1, now_ms=start_ms, trade_rate=20.0)
+    before.advance(start_ms + 10_000)
+    restarted = Market(
+        symbol_count=4, seed=1, now_ms=start_ms + 10_000, trade_rate=20.0, history_minutes=0
+    )
+    for symbol, state in before.symbols.items():
+        assert restarted.symbols[symbol].next_trade_id > state.next_trade_id, symbol

@@ -199,7 +199,10 @@ class Market:
             step=step,
             notional_median=10 ** rng.uniform(1.5, 3.0),
             trade_rate=rate * rng.uniform(0.5, 1.5),
-            next_trade_id=rng.randrange(10_000, 5_000_000_000),
+            # Ids grow with the start time (ten per millisecond, far above any simulated
+            # trade rate, history included), so a restarted simulator continues above the
+            # ids an earlier run issued, as Binance's do, and the producer keeps storing.
+            next_trade_id=start_ms * 10 + rng.randrange(10_000, 5_000_000_000),
             open_24h=max(tick, open_24h),
             volume_24h_base=(quote_volume / price).quantize(step),
             quote_volume_24h_base=quote_volume,
