@@ -20,7 +20,7 @@ from pathlib import Path
 
 from stack.components import Component, http_json
 from stack.process import start_detached
-from stack.settings import REPO_ROOT, _env, _env_int
+from stack.settings import REPO_ROOT, env, env_int
 
 CASSANDRA_PLUGIN = "hadesarchitect-cassandra-datasource"
 PROVISIONING_DIR = REPO_ROOT / "dashboard" / "provisioning"
@@ -51,7 +51,7 @@ class Grafana(Component):
 
     @property
     def port(self) -> int:
-        return _env_int("GRAFANA_PORT", 3001)
+        return env_int("GRAFANA_PORT", 3001)
 
     @property
     def url(self) -> str:
@@ -75,7 +75,7 @@ class Grafana(Component):
             "GF_SERVER_HTTP_ADDR": "127.0.0.1",
             "GF_SERVER_HTTP_PORT": str(self.port),
             "GF_LOG_MODE": "console",
-            "GF_SECURITY_ADMIN_PASSWORD": _env("GRAFANA_ADMIN_PASSWORD", "admin"),
+            "GF_SECURITY_ADMIN_PASSWORD": env("GRAFANA_ADMIN_PASSWORD", "admin"),
             "GF_ANALYTICS_REPORTING_ENABLED": "false",
             "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
             # Grafana 11+ installs it on start (needs grafana.com); otherwise see the docs.
@@ -88,7 +88,7 @@ class Grafana(Component):
             "POSTGRES_PASSWORD": s.postgres_password,
             "CASSANDRA_HOST": os.environ.get("CASSANDRA_HOST", "127.0.0.1"),
             "CASSANDRA_PORT": str(s.cassandra_port),
-            "CASSANDRA_KEYSPACE": _env("CASSANDRA_KEYSPACE", "cap_stock"),
+            "CASSANDRA_KEYSPACE": env("CASSANDRA_KEYSPACE", "cap_stock"),
             "CASSANDRA_USER": s.cassandra_user,
             "CASSANDRA_PASSWORD": s.cassandra_password,
         }
@@ -98,7 +98,7 @@ class Grafana(Component):
         if binary is None:
             raise FileNotFoundError("grafana is not installed")
         argv = list(binary)
-        home = Path(_env("GRAFANA_HOME", str(DEBIAN_HOME)))
+        home = Path(env("GRAFANA_HOME", str(DEBIAN_HOME)))
         if home.exists():
             argv += ["--homepath", str(home)]
         return argv

@@ -18,7 +18,7 @@ from pathlib import Path
 from stack.components import Component, Connect, all_components
 from stack.grafana import Grafana
 from stack.process import StackError, port_open, start_detached
-from stack.settings import REPO_ROOT, StackSettings, _env, _env_int
+from stack.settings import REPO_ROOT, StackSettings, env, env_int
 
 BIN = Path(sys.executable).parent
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
@@ -29,7 +29,7 @@ def pipeline_env(settings: StackSettings) -> dict[str, str]:
     """Environment for every pipeline process: the same names the connectors use."""
     return {
         **Connect(settings).worker_env(),
-        "CASSANDRA_DATACENTER": _env("CASSANDRA_DATACENTER", "datacenter1"),
+        "CASSANDRA_DATACENTER": env("CASSANDRA_DATACENTER", "datacenter1"),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
         "CONNECT_URL": settings.connect_url,
     }
@@ -70,7 +70,7 @@ class Simulator(PipelineProcess):
 
     @property
     def port(self) -> int:
-        return _env_int("SIMULATOR_PORT", 8900)
+        return env_int("SIMULATOR_PORT", 8900)
 
     @property
     def api_url(self) -> str:

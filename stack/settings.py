@@ -34,12 +34,12 @@ def versions() -> dict[str, str]:
     return read_env_file(VERSIONS_FILE)
 
 
-def _env(name: str, default: str) -> str:
+def env(name: str, default: str) -> str:
     return os.environ.get(name) or _DOTENV.get(name) or default
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
+def env_int(name: str, default: int) -> int:
+    raw = env(name, str(default))
     try:
         return int(raw)
     except ValueError:
@@ -53,29 +53,29 @@ _DOTENV = read_env_file(REPO_ROOT / ".env")
 class StackSettings:
     """Directories, ports and credentials of the native stack."""
 
-    home: Path = field(default_factory=lambda: Path(_env("STACK_HOME", str(REPO_ROOT / ".stack"))))
-    postgres_port: int = field(default_factory=lambda: _env_int("POSTGRES_PORT", 5432))
-    postgres_db: str = field(default_factory=lambda: _env("POSTGRES_DB", "cap_stock_db"))
-    postgres_user: str = field(default_factory=lambda: _env("POSTGRES_USER", "cap_stock"))
-    postgres_password: str = field(default_factory=lambda: _env("POSTGRES_PASSWORD", "cap_stock"))
+    home: Path = field(default_factory=lambda: Path(env("STACK_HOME", str(REPO_ROOT / ".stack"))))
+    postgres_port: int = field(default_factory=lambda: env_int("POSTGRES_PORT", 5432))
+    postgres_db: str = field(default_factory=lambda: env("POSTGRES_DB", "cap_stock_db"))
+    postgres_user: str = field(default_factory=lambda: env("POSTGRES_USER", "cap_stock"))
+    postgres_password: str = field(default_factory=lambda: env("POSTGRES_PASSWORD", "cap_stock"))
     # PostgreSQL refuses to run as root; as root we run it as this system user.
     postgres_os_user: str = field(
-        default_factory=lambda: _env("STACK_POSTGRES_OS_USER", "capstock")
+        default_factory=lambda: env("STACK_POSTGRES_OS_USER", "capstock")
     )
-    kafka_port: int = field(default_factory=lambda: _env_int("KAFKA_PORT", 29092))
+    kafka_port: int = field(default_factory=lambda: env_int("KAFKA_PORT", 29092))
     kafka_controller_port: int = field(
-        default_factory=lambda: _env_int("KAFKA_CONTROLLER_PORT", 29093)
+        default_factory=lambda: env_int("KAFKA_CONTROLLER_PORT", 29093)
     )
-    connect_port: int = field(default_factory=lambda: _env_int("CONNECT_PORT", 8083))
-    cassandra_port: int = field(default_factory=lambda: _env_int("CASSANDRA_PORT", 9042))
+    connect_port: int = field(default_factory=lambda: env_int("CONNECT_PORT", 8083))
+    cassandra_port: int = field(default_factory=lambda: env_int("CASSANDRA_PORT", 9042))
     cassandra_storage_port: int = field(
-        default_factory=lambda: _env_int("CASSANDRA_STORAGE_PORT", 7000)
+        default_factory=lambda: env_int("CASSANDRA_STORAGE_PORT", 7000)
     )
-    cassandra_jmx_port: int = field(default_factory=lambda: _env_int("CASSANDRA_JMX_PORT", 7199))
-    cassandra_user: str = field(default_factory=lambda: _env("CASSANDRA_USER", "cap_stock"))
-    cassandra_password: str = field(default_factory=lambda: _env("CASSANDRA_PASSWORD", "cap_stock"))
-    kafka_heap: str = field(default_factory=lambda: _env("STACK_KAFKA_HEAP", "384m"))
-    connect_heap: str = field(default_factory=lambda: _env("STACK_CONNECT_HEAP", "512m"))
+    cassandra_jmx_port: int = field(default_factory=lambda: env_int("CASSANDRA_JMX_PORT", 7199))
+    cassandra_user: str = field(default_factory=lambda: env("CASSANDRA_USER", "cap_stock"))
+    cassandra_password: str = field(default_factory=lambda: env("CASSANDRA_PASSWORD", "cap_stock"))
+    kafka_heap: str = field(default_factory=lambda: env("STACK_KAFKA_HEAP", "384m"))
+    connect_heap: str = field(default_factory=lambda: env("STACK_CONNECT_HEAP", "512m"))
 
     @property
     def data_dir(self) -> Path:
