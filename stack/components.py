@@ -528,12 +528,10 @@ class Cassandra(Component):
             return
         except Exception:
             pass
-        self._query_as(
-            "cassandra",
-            "cassandra",
-            f"CREATE ROLE IF NOT EXISTS {s.cassandra_user} WITH PASSWORD = %s AND LOGIN = true",
-            s.cassandra_password,
-        )
+        from capstock.cassandra_schema import role_statements
+
+        create, _ = role_statements(s.cassandra_user)
+        self._query_as("cassandra", "cassandra", create, s.cassandra_password)
         wait_until(
             lambda: bool(
                 self._query_as(

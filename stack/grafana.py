@@ -13,12 +13,11 @@ points at ``dashboard/dashboards``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.components import Component, http_json
+from stack.components import Component, Connect, http_json
 from stack.process import start_detached
 from stack.settings import REPO_ROOT, env, env_int
 
@@ -81,16 +80,9 @@ class Grafana(Component):
             # Grafana 11+ installs it on start (needs grafana.com); otherwise see the docs.
             "GF_PLUGINS_PREINSTALL": CASSANDRA_PLUGIN,
             "GRAFANA_DASHBOARDS_DIR": str(DASHBOARDS_DIR),
-            "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-            "POSTGRES_PORT": str(s.postgres_port),
-            "POSTGRES_DB": s.postgres_db,
-            "POSTGRES_USER": s.postgres_user,
-            "POSTGRES_PASSWORD": s.postgres_password,
-            "CASSANDRA_HOST": os.environ.get("CASSANDRA_HOST", "127.0.0.1"),
-            "CASSANDRA_PORT": str(s.cassandra_port),
             "CASSANDRA_KEYSPACE": env("CASSANDRA_KEYSPACE", "cap_stock"),
-            "CASSANDRA_USER": s.cassandra_user,
-            "CASSANDRA_PASSWORD": s.cassandra_password,
+            # The same hosts and credentials the connectors and the sink read.
+            **Connect(s).worker_env(),
         }
 
     def argv(self) -> list[str]:

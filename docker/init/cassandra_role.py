@@ -18,27 +18,12 @@ official image starts with cassandra/cassandra).
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 
-ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+from capstock.cassandra_schema import role_statements
+
 ATTEMPTS = 10
-
-
-def role_statements(role: str) -> tuple[str, str]:
-    """CQL to create the role and to re-set its password (the password is a bound value).
-
-    Role names cannot be bound, so the name is checked against a strict pattern instead.
-    """
-    if not ROLE_NAME.match(role):
-        raise ValueError(
-            f"CASSANDRA_USER={role!r} is not allowed: use lower-case letters, digits and _"
-        )
-    return (
-        f"CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = %s AND LOGIN = true",
-        f"ALTER ROLE {role} WITH PASSWORD = %s",
-    )
 
 
 def main() -> int:

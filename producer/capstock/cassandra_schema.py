@@ -8,11 +8,14 @@ first, TTL'd time series get time-window compaction with windows sized to the TT
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from capstock.tables import DAY_SECONDS, TABLES, Table
 
 log = logging.getLogger(__name__)
+
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
 # Time-window compaction aims at roughly this many windows over a table's TTL, so
 # whole sstables expire together and are dropped without compaction work.
@@ -33,6 +36,22 @@ class KeyspaceOptions:
                 f"'{self.datacenter}': {self.replication_factor}}}"
             )
         return f"{{'class': 'SimpleStrategy', 'replication_factor': {self.replication_factor}}}"
+
+
+def role_statements(role: str) -> tuple[str, str]:
+    """CQL to create the pipeline's login role and to re-set its password (bound as %s).
+
+    Role names cannot be bound, so the name is checked against a strict pattern instead.
+    Used by the native stack and by compose's cassandra-init, so both create it alike.
+    """
+    if not ROLE_NAME.match(role):
+        raise ValueError(
+            f"CASSANDRA_USER={role!r} is not allowed: use lower-case letters, digits and _"
+        )
+    return (
+        f"CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = %s AND LOGIN = true",
+        f"ALTER ROLE {role} WITH PASSWORD = %s",
+    )
 
 
 def keyspace_cql(options: KeyspaceOptions) -> str:

@@ -8,7 +8,6 @@ pinned to versions.env, every path it mounts exists, every setting is documented
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from capstock.cassandra_schema import role_statements
 from capstock.cassandra_setup import CassandraSettings
 from capstock.config import Settings
 from capstock.connectors import SINK_CONFIG, SOURCE_CONFIG
@@ -480,14 +480,14 @@ def test_demo_profile_runs_the_simulator_and_points_the_producer_at_it() -> None
 
 
 def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "cassandra_role", REPO / "docker" / "init" / "cassandra_role.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    create, alter = module.role_statements("cap_stock")
+    create, alter = role_statements("cap_stock")
     assert create == "CREATE ROLE IF NOT EXISTS cap_stock WITH PASSWORD = %s AND LOGIN = true"
     assert alter == "ALTER ROLE cap_stock WITH PASSWORD = %s"
     for bad in ("Cap", "x; DROP KEYSPACE cap_stock", "", "1role"):
         with pytest.raises(ValueError, match="CASSANDRA_USER"):
-            module.role_statements(bad)
+            role_statements(bad)
+
+
+def test_compose_role_script_uses_the_shared_role_statements() -> None:
+    script = (REPO / "docker" / "init" / "cassandra_role.py").read_text()
+    assert "from capstock.cassandra_schema import role_statements" in script
