@@ -22,11 +22,13 @@ $(VENV_STAMP): producer/pyproject.toml sink/pyproject.toml
 
 venv: $(VENV_STAMP) ## create .venv with the project and its test tools
 
-$(FETCH_STAMP): versions.env stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml
+SINK_PLUGIN_SOURCES := $(shell find plugins/cassandra-sink -type f -not -path '*/target/*')
+
+$(FETCH_STAMP): versions.env stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml $(SINK_PLUGIN_SOURCES)
 	bash stack/fetch.sh
 	@touch $@
 
-fetch: $(FETCH_STAMP) ## resolve Kafka, Connect, Debezium and Cassandra jars from Maven Central
+fetch: $(FETCH_STAMP) ## resolve Kafka, Connect, Debezium, Cassandra from Maven Central; build the Cassandra sink plugin
 
 stack-up: deps venv fetch ## start the native stack only (Postgres, Kafka, Connect, Cassandra)
 	$(PY) -m stack up

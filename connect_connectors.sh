@@ -93,8 +93,14 @@ for file in "$@"; do
   name=$(jq -er '.name' "$file") || fail "$file: no \"name\""
   config=$(jq -ec '.config' "$file") || fail "$file: no \"config\" object"
   class=$(jq -er '.config["connector.class"]' "$file") || fail "$file: no connector.class"
-  jq -e --arg c "$class" 'any(.[]; .class == $c)' <<<"$plugins" >/dev/null \
+  # connector.class may be an alias (the simple class name, with or without "Connector"),
+  # which Connect resolves only when exactly one installed plugin has it.
+  matches=$(jq --arg c "$class" '[.[] | .class | select(. == $c or (split(".") | last) == $c
+      or ((split(".") | last) | sub("Connector$"; "")) == $c)] | length' <<<"$plugins")
+  [ "$matches" -ge 1 ] \
     || fail "$name: plugin $class is not installed in this Connect worker (see README, Troubleshooting)"
+  [ "$matches" -eq 1 ] \
+    || fail "$name: $matches installed plugins are called $class; name the class in full in $file"
   say "$name: validating"
   validate "$class" "$(jq -c --arg n "$name" '. + {name: $n}' <<<"$config")" || fail "$name: invalid configuration"
   say "$name: creating or updating"

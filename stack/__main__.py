@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from stack import pipeline
+from stack import pipeline, sink_progress
 from stack.components import Component, Connect, all_components, wipe
 from stack.grafana import Grafana
 from stack.process import StackError, rss_kib
@@ -42,6 +42,7 @@ def pipeline_up(settings: StackSettings, source: str) -> int:
     if up(settings) != 0:
         return 1
     try:
+        sink_log = "connect.log" if pipeline.sink_choice() == "datastax" else "python-sink.log"
         pipeline.up(settings, source)
     except StackError as err:
         print(f"pipeline: FAILED\n{err}", file=sys.stderr)
@@ -49,7 +50,7 @@ def pipeline_up(settings: StackSettings, source: str) -> int:
     print(
         f"\npipeline running ({source}). Watch it:\n"
         f"  tail -f {settings.log_dir}/producer.log   # one line per job run\n"
-        f"  tail -f {settings.log_dir}/sink.log       # rows written to Cassandra\n"
+        f"  tail -f {settings.log_dir}/{sink_log}   # the Cassandra sink\n"
         "  make status                               # every component and connector\n"
         "Stop it with: make down"
     )
@@ -82,6 +83,25 @@ def _status_line(component: Component) -> tuple[bool, str]:
     )
 
 
+def _connector_lines(connect: Connect, settings: StackSettings) -> bool:
+    """Print each connector's state (and a sink's progress); False if any is not healthy."""
+    healthy = True
+    for name, connector in connect.connectors().items():
+        state = connector["status"]
+        tasks = state.get("tasks", [])
+        states = [state["connector"]["state"], *(t["state"] for t in tasks)]
+        text = ", ".join(f"task {t['id']}={t['state']}" for t in tasks)
+        print(f"  connector {name}: {state['connector']['state']} ({text or 'no tasks'})")
+        healthy &= bool(tasks) and all(s == "RUNNING" for s in states)
+        if connector["info"]["type"] == "sink" and "RUNNING" in states:
+            progressing, line = sink_progress.describe(
+                settings.kafka_bootstrap, name, connector["info"]["config"]
+            )
+            print(f"    {line}")
+            healthy &= progressing
+    return healthy
+
+
 def status(settings: StackSettings) -> int:
     all_up = True
     total_rss = 0
@@ -93,9 +113,7 @@ def status(settings: StackSettings) -> int:
         total_rss += rss_kib(component.pid()) or 0
         print(line)
         if healthy and isinstance(component, Connect):
-            for name, state in component.connector_states().items():
-                tasks = ", ".join(f"task {t['id']}={t['state']}" for t in state.get("tasks", []))
-                print(f"  connector {name}: {state['connector']['state']} ({tasks or 'no tasks'})")
+            all_up &= _connector_lines(component, settings)
     print(f"total rss {total_rss / 1024:.0f} MiB")
     return 0 if all_up else 1
 

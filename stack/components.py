@@ -31,6 +31,9 @@ from stack.settings import REPO_ROOT, StackSettings, versions
 
 STACK_DIR = REPO_ROOT / "stack"
 DEBEZIUM_POSTGRES_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
+# Our Connect adapter around the DataStax sink engine (plugins/cassandra-sink).
+CASSANDRA_SINK_CLASS = "io.capstock.sink.CassandraSinkConnector"
+CASSANDRA_SINK_PLUGIN_DIR = "cap-stock-cassandra-sink"
 
 
 def render(template: Path, target: Path, **values: object) -> Path:
@@ -357,15 +360,22 @@ class Kafka(Component):
         classpath = read_classpath(self.settings, "kafka")
         config = self._config()
         self._format_once(classpath, config)
+        # log4j writes and rolls log_file itself; stdout/stderr (.out) keep what the
+        # JVM prints before logging starts.
         log4j = f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}"
         argv = self.java(
             classpath,
             self.settings.kafka_heap,
             "kafka.Kafka",
             str(config),
-            opts=[log4j, "-XX:+UseG1GC", f"-Dkafka.logs.dir={self.settings.log_dir}"],
+            opts=[
+                log4j,
+                f"-Dstack.log.file={self.log_file}",
+                "-XX:+UseG1GC",
+                f"-Dkafka.logs.dir={self.settings.log_dir}",
+            ],
         )
-        return start_detached(argv, self.log_file, self.pid_file)
+        return start_detached(argv, self.log_file.with_suffix(".out"), self.pid_file)
 
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -401,12 +411,14 @@ class Connect(Component):
             "CASSANDRA_PORT": str(s.cassandra_port),
             "CASSANDRA_USER": s.cassandra_user,
             "CASSANDRA_PASSWORD": s.cassandra_password,
+            "CASSANDRA_DATACENTER": s.cassandra_datacenter,
         }
 
     def launch(self) -> int:
         classpath = read_classpath(self.settings, "kafka")
-        if not any(self.settings.plugin_dir.glob("debezium-connector-postgres/*.jar")):
-            raise StackError("connect: plugins/ has no Debezium jars; run `make fetch` first")
+        for plugin in ("debezium-connector-postgres", CASSANDRA_SINK_PLUGIN_DIR):
+            if not any(self.settings.plugin_dir.glob(f"{plugin}/*.jar")):
+                raise StackError(f"connect: plugins/{plugin} has no jars; run `make fetch` first")
         config = render(
             STACK_DIR / "kafka" / "connect-distributed.properties",
             self.settings.conf_dir / "connect.properties",
@@ -414,29 +426,34 @@ class Connect(Component):
             connect_port=self.port,
             plugin_path=self.settings.plugin_dir,
         )
+        # As for Kafka: log4j rolls log_file, stdout/stderr go to connect.out.
         log4j = f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}"
         argv = self.java(
             classpath,
             self.settings.connect_heap,
             "org.apache.kafka.connect.cli.ConnectDistributed",
             str(config),
-            opts=[log4j, "-XX:+UseG1GC"],
+            opts=[log4j, f"-Dstack.log.file={self.log_file}", "-XX:+UseG1GC"],
         )
-        return start_detached(argv, self.log_file, self.pid_file, env=self.worker_env())
+        return start_detached(
+            argv, self.log_file.with_suffix(".out"), self.pid_file, env=self.worker_env()
+        )
 
     def plugins(self) -> list[str]:
         listed = http_json(f"{self.settings.connect_url}/connector-plugins")
         return [p["class"] for p in listed]  # type: ignore[union-attr, index]
 
     def healthy(self) -> bool:
-        return DEBEZIUM_POSTGRES_CLASS in self.plugins()
+        plugins = self.plugins()
+        return DEBEZIUM_POSTGRES_CLASS in plugins and CASSANDRA_SINK_CLASS in plugins
 
     def version(self) -> str:
         return str(http_json(f"{self.settings.connect_url}/")["version"])  # type: ignore[index]
 
-    def connector_states(self) -> dict[str, dict]:
-        expanded = http_json(f"{self.settings.connect_url}/connectors?expand=status")
-        return {name: info["status"] for name, info in expanded.items()}  # type: ignore[union-attr]
+    def connectors(self) -> dict[str, dict]:
+        """Every connector: {"status": ..., "info": {"config": ..., "type": ...}}."""
+        url = f"{self.settings.connect_url}/connectors?expand=status&expand=info"
+        return http_json(url)  # type: ignore[return-value]
 
 
 @dataclass
@@ -582,7 +599,8 @@ class Cassandra(Component):
 
 def all_components(settings: StackSettings) -> list[Component]:
     """In start order; stop in reverse."""
-    return [Postgres(settings), Kafka(settings), Connect(settings), Cassandra(settings)]
+    # Cassandra before Connect: the sink connector's task connects as soon as Connect starts.
+    return [Postgres(settings), Kafka(settings), Cassandra(settings), Connect(settings)]
 
 
 def wipe(settings: StackSettings) -> None:

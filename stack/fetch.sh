@@ -14,8 +14,10 @@ mvn_props=(
   -Dscala.binary.version="$SCALA_BINARY_VERSION"
   -Ddebezium.version="$DEBEZIUM_VERSION"
   -Dcassandra.version="$CASSANDRA_VERSION"
+  -Dcassandra.sink.engine.version="$CASSANDRA_SINK_ENGINE_VERSION"
 )
-mvn_run() { mvn -B -q "${mvn_props[@]}" "$@"; }
+# Maven 3.8 prints colour escapes even with -B -q: strip them so logs stay plain text.
+mvn_run() { mvn -B -q "${mvn_props[@]}" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'; }
 dep=org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 
 echo "fetch: Kafka $KAFKA_VERSION (broker + Connect runtime)"
@@ -24,4 +26,8 @@ echo "fetch: Cassandra $CASSANDRA_VERSION"
 mvn_run -f "$root/stack/maven/cassandra.pom.xml" "$dep:build-classpath" -Dmdep.outputFile="$out/cassandra.txt"
 echo "fetch: Debezium PostgreSQL connector $DEBEZIUM_VERSION into plugins/"
 mvn_run -f "$root/plugins/pom.xml" package
+echo "fetch: Cassandra sink (DataStax sink engine $CASSANDRA_SINK_ENGINE_VERSION): build and test plugins/cassandra-sink"
+# A clean directory: a jar left from an older engine version must not stay on the plugin path.
+rm -rf "$root/plugins/cap-stock-cassandra-sink"
+mvn_run -f "$root/plugins/cassandra-sink/pom.xml" package
 echo "fetch: done"

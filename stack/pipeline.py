@@ -1,13 +1,17 @@
 """The pipeline's own processes on top of the native stack: simulator, sink, producer.
 
 `python -m stack pipeline --source demo|live` brings up the stack, applies both
-schemas, registers the Debezium source through connect_connectors.sh, starts the
-Cassandra sink (the native stand-in for the DataStax connector, reading the same
-register_cassandra.json) and then the producer, all in the background.
+schemas, registers the connectors through connect_connectors.sh (the Debezium source
+and, by default, the Cassandra sink: our Connect adapter around the DataStax sink
+engine), and starts the producer, all in the background.
+
+CASSANDRA_SINK=python selects the alternative sink instead: `cap-stock-sink`, one
+Python process reading the same register_cassandra.json with its own consumer group.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack.components import Component, Connect, all_components
+from stack.connect_api import delete_connector
 from stack.grafana import Grafana
 from stack.process import StackError, port_open, start_detached
 from stack.settings import REPO_ROOT, StackSettings, env, env_int
@@ -23,13 +28,17 @@ from stack.settings import REPO_ROOT, StackSettings, env, env_int
 BIN = Path(sys.executable).parent
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
 SINK_CONFIG = REPO_ROOT / "register_cassandra.json"
+# CASSANDRA_SINK: which process writes Cassandra.
+SINKS = {
+    "datastax": "the DataStax sink engine inside Kafka Connect (default)",
+    "python": "cap-stock-sink, the Python alternative",
+}
 
 
 def pipeline_env(settings: StackSettings) -> dict[str, str]:
     """Environment for every pipeline process: the same names the connectors use."""
     return {
         **Connect(settings).worker_env(),
-        "CASSANDRA_DATACENTER": env("CASSANDRA_DATACENTER", "datacenter1"),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
         "CONNECT_URL": settings.connect_url,
     }
@@ -84,9 +93,21 @@ class Simulator(PipelineProcess):
             return resp.status == 200
 
 
+def sink_choice() -> str:
+    choice = env("CASSANDRA_SINK", "datastax")
+    if choice not in SINKS:
+        allowed = "; ".join(f"{name} = {what}" for name, what in SINKS.items())
+        raise StackError(f"CASSANDRA_SINK={choice!r} is not a sink. Allowed: {allowed}")
+    return choice
+
+
+def sink_connector_name() -> str:
+    return json.loads(SINK_CONFIG.read_text())["name"]
+
+
 @dataclass
-class Sink(PipelineProcess):
-    name: str = "sink"
+class PythonSink(PipelineProcess):
+    name: str = "python-sink"
 
     def __post_init__(self) -> None:
         self.argv = [str(BIN / "cap-stock-sink"), "--config", str(SINK_CONFIG)]
@@ -105,7 +126,7 @@ class Producer(PipelineProcess):
 
 def pipeline_components(settings: StackSettings) -> list[PipelineProcess]:
     """Every pipeline process (for status and down), in start order."""
-    return [Simulator(settings), Sink(settings), Producer(settings)]
+    return [Simulator(settings), PythonSink(settings), Producer(settings)]
 
 
 def run_step(what: str, argv: list[str], settings: StackSettings) -> None:
@@ -116,21 +137,33 @@ def run_step(what: str, argv: list[str], settings: StackSettings) -> None:
         raise StackError(f"{what} failed (exit {result.returncode})")
 
 
-def prepare(settings: StackSettings) -> None:
-    """Schemas in both stores, then the Debezium source connector."""
+def prepare(settings: StackSettings, sink: str) -> None:
+    """Schemas in both stores, then the connectors (the sink connector only for datastax)."""
     run_step("postgres schema", [str(BIN / "cap-stock"), "init-db"], settings)
     run_step("cassandra schema", [str(BIN / "cap-stock"), "cassandra-setup"], settings)
+    files = [SOURCE_CONFIG, SINK_CONFIG] if sink == "datastax" else [SOURCE_CONFIG]
     run_step(
-        "debezium source connector",
-        ["bash", str(REPO_ROOT / "connect_connectors.sh"), str(SOURCE_CONFIG)],
+        "connectors",
+        ["bash", str(REPO_ROOT / "connect_connectors.sh"), *map(str, files)],
         settings,
     )
 
 
+def start_sink(settings: StackSettings, sink: str) -> None:
+    """Exactly one sink writes Cassandra: stop the one not chosen."""
+    python_sink = PythonSink(settings)
+    if sink == "datastax":
+        if python_sink.pid():
+            print(f"python-sink: {python_sink.stop()} (CASSANDRA_SINK=datastax)", flush=True)
+        return
+    delete_connector(settings.connect_url, sink_connector_name())
+    print(f"python-sink: {python_sink.start()}", flush=True)
+
+
 def up(settings: StackSettings, source: str) -> None:
-    prepare(settings)
-    sink = Sink(settings)
-    print(f"sink: {sink.start()}", flush=True)
+    sink = sink_choice()
+    prepare(settings, sink)
+    start_sink(settings, sink)
     api_url = None
     if source == "demo":
         simulator = Simulator(settings)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 LOG_TAIL_LINES = 40
+# Enough for LOG_TAIL_LINES of even long Java lines, without reading a whole log.
+LOG_TAIL_BYTES = 256 * 1024
 
 
 class StackError(RuntimeError):
@@ -68,10 +70,26 @@ def start_detached(
 
 def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
-        content = log_file.read_text(errors="replace").splitlines()
+        with open(log_file, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            content = log.read().decode(errors="replace").splitlines()
     except OSError:
         return f"(no log at {log_file})"
     return "\n".join(content[-lines:])
+
+
+def failure_report(log_file: Path) -> str:
+    """The tail of log_file, then of the .out file beside it when that is not empty.
+
+    JVM components log through their own (size-rolled) files and send stdout/stderr
+    to <name>.out: a JVM that dies before its logging starts leaves the reason there.
+    """
+    report = f"--- {log_file} ---\n{log_tail(log_file)}"
+    out = log_file.with_suffix(".out")
+    with contextlib.suppress(OSError):
+        if out != log_file and out.stat().st_size > 0:
+            report += f"\n--- {out} ---\n{log_tail(out)}"
+    return report
 
 
 def wait_until(
@@ -87,18 +105,14 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pid is not None and not pid_alive(pid):
-            raise StackError(
-                f"{what}: process {pid} exited\n--- {log_file} ---\n{log_tail(log_file)}"
-            )
+            raise StackError(f"{what}: process {pid} exited\n{failure_report(log_file)}")
         try:
             if check():
                 return
         except Exception:
             pass
         time.sleep(interval)
-    raise StackError(
-        f"{what}: not healthy after {timeout:.0f}s\n--- {log_file} ---\n{log_tail(log_file)}"
-    )
+    raise StackError(f"{what}: not healthy after {timeout:.0f}s\n{failure_report(log_file)}")
 
 
 def stop_pid(pid: int, *, what: str, timeout: float, sig: int = signal.SIGTERM) -> bool:

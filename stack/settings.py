@@ -74,6 +74,10 @@ class StackSettings:
     cassandra_jmx_port: int = field(default_factory=lambda: env_int("CASSANDRA_JMX_PORT", 7199))
     cassandra_user: str = field(default_factory=lambda: env("CASSANDRA_USER", "cap_stock"))
     cassandra_password: str = field(default_factory=lambda: env("CASSANDRA_PASSWORD", "cap_stock"))
+    # The data-center name the native node announces (cassandra.yaml's snitch default).
+    cassandra_datacenter: str = field(
+        default_factory=lambda: env("CASSANDRA_DATACENTER", "datacenter1")
+    )
     kafka_heap: str = field(default_factory=lambda: env("STACK_KAFKA_HEAP", "384m"))
     connect_heap: str = field(default_factory=lambda: env("STACK_CONNECT_HEAP", "512m"))
 

@@ -19,8 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
 SINK_CONFIG = REPO_ROOT / "register_cassandra.json"
 SINK_NAME = "cap-stock-cassandra-sink"
-SINK_CLASS = "com.datastax.oss.kafka.sink.CassandraSinkConnector"
+# An alias, not a class name: Connect resolves a plugin's simple class name when exactly
+# one installed plugin has it. Compose's worker has DataStax's release
+# (com.datastax.oss.kafka.sink.CassandraSinkConnector), the native worker our adapter
+# around the same engine (io.capstock.sink.CassandraSinkConnector), so one file serves both.
+SINK_CLASS = "CassandraSinkConnector"
 KEYSPACE = "cap_stock"
+STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
 
 
 def topic_prefix(source_config: Path = SOURCE_CONFIG) -> str:
@@ -29,6 +34,12 @@ def topic_prefix(source_config: Path = SOURCE_CONFIG) -> str:
 
 def topic_for(table: Table, prefix: str) -> str:
     return f"{prefix}.public.{table.name}"
+
+
+def dead_letter_topic(prefix: str) -> str:
+    """Where the sink parks records it cannot write, with Connect's error-context headers
+    naming the original topic, partition, offset and error."""
+    return f"{prefix}.cassandra_sink.dead_letter"
 
 
 def _table_settings(table: Table, topic: str, keyspace: str) -> dict[str, str]:
@@ -41,6 +52,10 @@ def _table_settings(table: Table, topic: str, keyspace: str) -> dict[str, str]:
     }
     if table.ttl_seconds:
         settings[f"{base}.ttl"] = str(table.ttl_seconds)
+    if any(c.cql_type == "date" for c in table.columns):
+        # Debezium's isostring mode writes a Postgres date as "2026-11-21Z" (an ISO offset
+        # date); the engine's default ISO_LOCAL_DATE rejects the zone.
+        settings[f"topic.{topic}.codec.date"] = "ISO_DATE"
     return settings
 
 
@@ -58,13 +73,19 @@ def sink_document(keyspace: str = KEYSPACE, prefix: str | None = None) -> dict:
         "auth.username": "${env:CASSANDRA_USER}",
         "auth.password": "${env:CASSANDRA_PASSWORD}",
         "maxConcurrentRequests": "64",
-        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "key.converter.schemas.enable": "false",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter.schemas.enable": "false",
-        "transforms": "unwrap",
-        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
-        "transforms.unwrap.delete.tombstone.handling.mode": "drop",
+        # Topics carry flat JSON rows (the source unwraps Debezium's envelope). Handing the
+        # engine the JSON text lets its own parser keep big integers and decimals exact,
+        # and skips a parse-and-reserialise round trip through Connect's JsonConverter.
+        "key.converter": STRING_CONVERTER,
+        "value.converter": STRING_CONVERTER,
+        # Never skip a write Cassandra could take later: an outage is retried until it ends.
+        "ignoreErrors": "None",
+        # A record the engine cannot map is counted, logged once and parked in the
+        # dead-letter topic; the rest keeps flowing.
+        "errors.tolerance": "all",
+        "errors.deadletterqueue.topic.name": dead_letter_topic(prefix),
+        "errors.deadletterqueue.topic.replication.factor": "1",
+        "errors.deadletterqueue.context.headers.enable": "true",
     }
     for table in TABLES.values():
         config.update(_table_settings(table, topic_for(table, prefix), keyspace))

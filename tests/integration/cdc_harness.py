@@ -4,6 +4,10 @@ It registers the committed connector settings (register-postgres.json and the
 generated sink config) with only their *names* changed: its own database, slot,
 publication, topic prefix, keyspace and consumer group. So tests prove the real
 configuration without touching the pipeline's own data (or a running `make demo`).
+
+The sink is the default one: the DataStax sink engine inside Kafka Connect, registered
+through connect_connectors.sh like `make demo` does. `start_python_sink` runs the
+Python alternative instead (or beside it, into another keyspace).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import psycopg
 from capstock.cassandra_schema import KeyspaceOptions, apply_schema
-from capstock.connectors import SOURCE_CONFIG, sink_document, topic_for
+from capstock.connectors import SOURCE_CONFIG, dead_letter_topic, sink_document, topic_for
 from capstock.postgres import PostgresWriter
 from capstock.tables import TABLES, Table
 from confluent_kafka import Consumer, TopicPartition
@@ -31,7 +35,7 @@ from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
 from stack.components import Postgres
-from stack.connect_api import delete_connector
+from stack.connect_api import delete_connector, request
 from stack.pipeline import BIN, pipeline_env
 from stack.process import start_detached, stop_pid
 from stack.settings import REPO_ROOT, StackSettings
@@ -71,7 +75,8 @@ class CdcHarness:
     settings: StackSettings
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     work_dir: Path = field(default_factory=lambda: Path("/tmp"))
-    sink_pid: int | None = None
+    python_sink_pid: int | None = None
+    python_keyspace: str | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +97,10 @@ class CdcHarness:
     @property
     def sink_group(self) -> str:
         return f"connect-{self.sink_name}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.name)
 
     def topic(self, table: Table) -> str:
         return topic_for(table, self.name)
@@ -130,10 +139,10 @@ class CdcHarness:
             writer.close()
         apply_schema(cassandra_session, KeyspaceOptions(name=self.name))
 
-    def register_source(self) -> None:
-        """Through the user-facing script, like `make up` does."""
-        path = self.work_dir / f"{self.source_name}.json"
-        path.write_text(json.dumps(self.source_document()))
+    def register(self, document: dict) -> None:
+        """Through the user-facing script, like `make demo` does."""
+        path = self.work_dir / f"{document['name']}.json"
+        path.write_text(json.dumps(document))
         env = {**os.environ, **pipeline_env(self.settings)}
         subprocess.run(
             ["bash", str(REPO_ROOT / "connect_connectors.sh"), str(path)],
@@ -142,21 +151,34 @@ class CdcHarness:
             timeout=300,
         )
 
+    def register_source(self) -> None:
+        self.register(self.source_document())
+
     def start_sink(self) -> None:
-        path = self.work_dir / f"{self.sink_name}.json"
-        path.write_text(json.dumps(self.sink_document()))
-        self.sink_log = self.work_dir / f"{self.sink_name}.log"
-        self.sink_pid = start_detached(
+        self.register(self.sink_document())
+
+    def stop_sink(self) -> None:
+        delete_connector(self.settings.connect_url, self.sink_name)
+
+    def start_python_sink(self, keyspace: str | None = None) -> None:
+        """cap-stock-sink on the same topics, into `keyspace` (default: the chain's own)."""
+        document = sink_document(keyspace=keyspace or self.name, prefix=self.name)
+        document["name"] = f"{self.sink_name}-python"
+        path = self.work_dir / f"{document['name']}.json"
+        path.write_text(json.dumps(document))
+        self.python_keyspace = keyspace
+        self.sink_log = self.work_dir / f"{document['name']}.log"
+        self.python_sink_pid = start_detached(
             [str(BIN / "cap-stock-sink"), "--config", str(path)],
             self.sink_log,
-            self.work_dir / f"{self.sink_name}.pid",
+            self.work_dir / f"{document['name']}.pid",
             env=pipeline_env(self.settings),
         )
 
-    def stop_sink(self) -> None:
-        if self.sink_pid:
-            stop_pid(self.sink_pid, what="e2e sink", timeout=30)
-            self.sink_pid = None
+    def stop_python_sink(self) -> None:
+        if self.python_sink_pid:
+            stop_pid(self.python_sink_pid, what="python sink", timeout=30)
+            self.python_sink_pid = None
 
     def run_producer(self, api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -178,6 +200,7 @@ class CdcHarness:
 
     def teardown(self, cassandra_session) -> None:  # type: ignore[no-untyped-def]
         self.stop_sink()
+        self.stop_python_sink()
         delete_connector(self.settings.connect_url, self.source_name)
         time.sleep(1)  # let the task release the replication slot
         with Postgres(self.settings).superuser_connection() as conn:
@@ -189,9 +212,11 @@ class CdcHarness:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
             )
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {self.name}", timeout=60)
+        for keyspace in {self.name, self.python_keyspace or self.name}:
+            cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
         topics = [self.topic(t) for t in TABLES.values()]
+        topics += [self.dead_letter_topic, f"__debezium-heartbeat.{self.name}"]
         for future in admin.delete_topics(topics, operation_timeout=30).values():
             with contextlib.suppress(Exception):
                 future.result()
@@ -205,10 +230,13 @@ class CdcHarness:
             rows = conn.execute(query).fetchall()
         return self._keyed(table, [dict(zip(table.column_names, r, strict=True)) for r in rows])
 
-    def cassandra_rows(self, session, table: Table) -> dict[tuple, dict]:  # type: ignore[no-untyped-def]
+    def cassandra_rows(
+        self, session, table: Table, keyspace: str | None = None
+    ) -> dict[tuple, dict]:  # type: ignore[no-untyped-def]
         # A fresh keyspace with a few hundred rows: a full scan is fine in a test.
         result = session.execute(
-            f"SELECT {', '.join(table.column_names)} FROM {self.name}.{table.name}", timeout=30
+            f"SELECT {', '.join(table.column_names)} FROM {keyspace or self.name}.{table.name}",
+            timeout=30,
         )
         return self._keyed(table, [r._asdict() for r in result])
 
@@ -249,7 +277,26 @@ class CdcHarness:
             consumer.close()
 
     def sink_output(self) -> str:
+        """The sink connector's status and its recent lines in connect.log (plus the
+        Python sink's log when one ran)."""
         try:
-            return self.sink_log.read_text()[-4000:]
-        except (OSError, AttributeError):
-            return "(no sink log)"
+            status = request(
+                "GET", f"{self.settings.connect_url}/connectors/{self.sink_name}/status"
+            )
+        except Exception as err:  # the status is only context for a failure message
+            status = f"(no status: {err})"
+        connect_log = self.settings.log_dir / "connect.log"
+        lines = (
+            [
+                line
+                for line in connect_log.read_text(errors="replace").splitlines()[-5000:]
+                if self.sink_name in line or "io.capstock" in line
+            ]
+            if connect_log.exists()
+            else []
+        )
+        text = f"sink status: {status}\nconnect.log:\n" + "\n".join(lines[-30:])
+        python_log = getattr(self, "sink_log", None)
+        if python_log and python_log.exists():
+            text += f"\npython sink:\n{python_log.read_text()[-3000:]}"
+        return text

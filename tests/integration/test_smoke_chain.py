@@ -1,24 +1,22 @@
-"""Smoke test of the real chain: Postgres → Debezium (in Connect) → Kafka → sink → Cassandra.
+"""Smoke test of the real chain: Postgres → Debezium (in Connect) → Kafka → the DataStax
+sink engine (in Connect) → Cassandra.
 
-A small table of its own, its own connector, slot, publication, topic prefix
+A small table of its own, its own connectors, slot, publication, topic prefix
 and consumer group, so it never touches the pipeline's data.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
+from capstock.connectors import SINK_CLASS
 
-from stack.connect_api import delete_connector, put_connector, wait_running
+from stack.connect_api import delete_connector, put_connector, request, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -57,35 +55,33 @@ def _debezium_config(table: str, prefix: str, slot: str) -> dict[str, str]:
         "key.converter.schemas.enable": "false",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "false",
+        # Flat rows in the topic; deletes never leave the source.
+        "transforms": "unwrap",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+        "transforms.unwrap.delete.tombstone.handling.mode": "drop",
     }
 
 
-def _sink_document(name: str, topic: str, table: str, settings) -> dict:  # type: ignore[no-untyped-def]
+def _sink_config(topic: str, table: str) -> dict[str, str]:
     columns = ["id", "price", "qty", "at", "flag", "note"]
     return {
-        "name": name,
-        "config": {
-            "connector.class": "com.datastax.oss.kafka.sink.CassandraSinkConnector",
-            "topics": topic,
-            "contactPoints": "127.0.0.1",
-            "port": str(settings.cassandra_port),
-            "loadBalancing.localDc": "datacenter1",
-            "auth.username": settings.cassandra_user,
-            "auth.password": settings.cassandra_password,
-            "transforms": "unwrap",
-            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
-            f"topic.{topic}.{KEYSPACE}.{table}.mapping": ", ".join(
-                f"{c}=value.{c}" for c in columns
-            ),
-            f"topic.{topic}.{KEYSPACE}.{table}.deletesEnabled": "false",
-        },
+        "connector.class": SINK_CLASS,
+        "topics": topic,
+        "contactPoints": "${env:CASSANDRA_HOST}",
+        "port": "${env:CASSANDRA_PORT}",
+        "loadBalancing.localDc": "${env:CASSANDRA_DATACENTER}",
+        "auth.username": "${env:CASSANDRA_USER}",
+        "auth.password": "${env:CASSANDRA_PASSWORD}",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+        f"topic.{topic}.{KEYSPACE}.{table}.mapping": ", ".join(f"{c}=value.{c}" for c in columns),
+        f"topic.{topic}.{KEYSPACE}.{table}.deletesEnabled": "false",
     }
 
 
-def _wait_for(predicate, timeout: float, what, sink: subprocess.Popen) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float, what) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert sink.poll() is None, "the sink exited early (its output is printed below)"
         if predicate():
             return
         time.sleep(1)
@@ -93,7 +89,7 @@ def _wait_for(predicate, timeout: float, what, sink: subprocess.Popen) -> None: 
 
 
 def test_rows_and_an_update_travel_from_postgres_to_cassandra(
-    native_stack, cassandra_session, tmp_path: Path
+    native_stack, cassandra_session
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     table, prefix, slot = f"smoke_{suffix}", f"smoke_{suffix}", f"smoke_{suffix}"
@@ -115,23 +111,9 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
         "at timestamp, flag boolean, note text)"
     )
 
-    config_file = tmp_path / "sink.json"
-    config_file.write_text(json.dumps(_sink_document(sink_name, topic, table, native_stack)))
-    sink = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cassandra_sink",
-            "--config",
-            str(config_file),
-            "--bootstrap-servers",
-            native_stack.kafka_bootstrap,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     try:
+        put_connector(native_stack.connect_url, sink_name, _sink_config(topic, table))
+        wait_running(native_stack.connect_url, sink_name)
         put_connector(native_stack.connect_url, connector, _debezium_config(table, prefix, slot))
         wait_running(native_stack.connect_url, connector)
 
@@ -169,7 +151,11 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
             )
             return seen == expected
 
-        _wait_for(cassandra_matches, 90, lambda: f"expected {expected}, Cassandra has {seen}", sink)
+        def mismatch() -> str:
+            status = request("GET", f"{native_stack.connect_url}/connectors/{sink_name}/status")
+            return f"expected {expected}, Cassandra has {seen}; sink status {status}"
+
+        _wait_for(cassandra_matches, 90, mismatch)
         price = (
             cassandra_session.execute(f"SELECT price FROM {KEYSPACE}.{table} WHERE id = 1")
             .one()
@@ -177,12 +163,9 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
         )
         assert str(price) == "0.00001234"  # same digits and scale as Postgres sent
     finally:
-        sink.terminate()
-        output, _ = sink.communicate(timeout=30)
-        print("--- sink output ---\n" + output)  # shown by pytest when the test fails
+        delete_connector(native_stack.connect_url, sink_name)
         delete_connector(native_stack.connect_url, connector)
         cassandra_session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.{table}")
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute(f"DROP PUBLICATION IF EXISTS {slot}_pub")
-    assert sink.returncode == 0, output

@@ -31,6 +31,7 @@ from stack.settings import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+CONNECT_DOCKERFILE = REPO / "docker" / "connect" / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 # CI checks the shared material out beside the repository (see its README).
 SCHEMA_FILE = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -55,7 +56,7 @@ IMAGE_PINS = {
 BUILD_ARG_PINS = {
     "DEBEZIUM_VERSION": "DEBEZIUM_VERSION",
     "CASSANDRA_SINK_VERSION": "CASSANDRA_SINK_VERSION",
-    "CASSANDRA_SINK_SHA256": "CASSANDRA_SINK_SHA256",
+    "CASSANDRA_SINK_SHA512": "CASSANDRA_SINK_SHA512",
     "PYTHON_IMAGE_TAG": "PYTHON_IMAGE_TAG",
 }
 # The ports the README has always documented, by service.
@@ -215,6 +216,17 @@ def test_long_running_services_restart_and_one_shots_do_not() -> None:
         assert service.get("restart") == expected, name
 
 
+def test_long_running_services_cap_their_logs() -> None:
+    for name, service in SERVICES.items():
+        if name in _one_shots():
+            continue
+        logging = service.get("logging", {})
+        assert logging.get("driver") == "json-file", f"{name}: no json-file log cap"
+        options = logging.get("options", {})
+        assert re.fullmatch(r"[1-9][0-9]*[km]", str(options.get("max-size"))), name
+        assert int(options.get("max-file", 0)) >= 1, name
+
+
 def test_connectors_are_registered_only_after_both_schemas_exist() -> None:
     deps = _depends(SERVICES["connectors-init"])
     assert deps["connect"]["condition"] == "service_healthy"
@@ -275,14 +287,31 @@ def test_native_and_compose_pin_the_same_releases() -> None:
     assert connect_args["DEBEZIUM_VERSION"] == PINS["DEBEZIUM_VERSION"]
 
 
-@pytest.mark.xfail(
-    not re.fullmatch(r"[0-9a-f]{64}", PINS.get("CASSANDRA_SINK_SHA256", "")),
-    reason="CASSANDRA_SINK_SHA256 is not filled in versions.env yet (see the comment there); "
-    "until it is, `docker compose build connect` refuses to build",
-    strict=True,
-)
-def test_cassandra_sink_checksum_is_pinned() -> None:
-    assert re.fullmatch(r"[0-9a-f]{64}", PINS["CASSANDRA_SINK_SHA256"])
+def test_cassandra_sink_is_pinned_by_its_sha512() -> None:
+    checksum = PINS["CASSANDRA_SINK_SHA512"]
+    assert re.fullmatch(r"[0-9a-f]{128}", checksum), "a SHA-512 is 128 lowercase hex digits"
+    assert SERVICES["connect"]["build"]["args"]["CASSANDRA_SINK_SHA512"] == checksum
+    assert "SHA256" not in RAW
+
+
+def test_connect_image_installs_only_the_jar_with_the_pinned_checksum() -> None:
+    text = CONNECT_DOCKERFILE.read_text()
+    # No ARG defaults: an unset checksum must not fall back to anything.
+    args = re.findall(r"^ARG\s+(\S+)", text, flags=re.M)
+    assert "CASSANDRA_SINK_SHA512" in args
+    assert all("=" not in arg for arg in args), args
+    assert re.search(r'\[ -z "\$\{CASSANDRA_SINK_SHA512\}" \].*?exit 1', text, flags=re.S)
+    assert "sha512sum -c" in text
+    assert not re.search(r"sha256|sha1sum|md5sum", text, flags=re.I)
+    assert "curl -fsSL --retry" in text
+    assert "kafka-connect-cassandra-sink-${CASSANDRA_SINK_VERSION}.jar" in text
+    assert "${KAFKA_CONNECT_PLUGINS_DIR}/kafka-connect-cassandra-sink" in text
+
+
+def test_connect_worker_finds_plugins_without_a_service_manifest() -> None:
+    # The 1.5.0 sink jar has no META-INF/services entry; service_load would miss it.
+    environment = SERVICES["connect"]["environment"]
+    assert environment["CONNECT_PLUGIN_DISCOVERY"] == "hybrid_warn"
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -324,7 +353,9 @@ def test_connect_worker_resolves_every_reference_in_the_connector_files() -> Non
         "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
     )
     for path in (SOURCE_CONFIG, SINK_CONFIG):
-        for variable in re.findall(r"\$\{env:(\w+)\}", path.read_text()):
+        variables = re.findall(r"\$\{env:(\w+)\}", path.read_text())
+        assert variables, f"{path.name} reads no ${{env:...}}: is this test still needed?"
+        for variable in variables:
             assert environment.get(variable), f"{path.name} needs {variable} on the worker"
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
-from capstock.connectors import SINK_CONFIG, SOURCE_CONFIG, render_sink_document
+from capstock.connectors import SINK_CLASS, SINK_CONFIG, SOURCE_CONFIG, render_sink_document
 from capstock.tables import TABLES
+
+from stack.components import CASSANDRA_SINK_CLASS, Connect
+from stack.settings import StackSettings
 
 SOURCE = json.loads(SOURCE_CONFIG.read_text())["config"]
 SINK = json.loads(SINK_CONFIG.read_text())["config"]
@@ -28,9 +32,53 @@ def test_every_table_is_published_and_sunk_with_every_column() -> None:
         assert mapped == list(table.column_names)
 
 
+def test_the_source_unwraps_envelopes_and_drops_deletes() -> None:
+    # The sink engine cannot unwrap schemaless envelopes (ExtractNewRecordState needs an
+    # Envelope schema), so topics carry flat rows; retention deletes never reach Cassandra.
+    unwraps = [
+        name
+        for name in SOURCE["transforms"].split(",")
+        if SOURCE[f"transforms.{name}.type"] == "io.debezium.transforms.ExtractNewRecordState"
+    ]
+    assert len(unwraps) == 1
+    assert SOURCE[f"transforms.{unwraps[0]}.delete.tombstone.handling.mode"] == "drop"
+    assert not any(key.startswith("transforms") for key in SINK)
+
+
+def test_tables_with_a_date_column_read_iso_offset_dates() -> None:
+    codec_keys = {k: v for k, v in SINK.items() if ".codec." in k}
+    expected = {
+        f"topic.cap_stock.public.{name}.codec.date": "ISO_DATE"
+        for name, table in TABLES.items()
+        if any(c.cql_type == "date" for c in table.columns)
+    }
+    assert codec_keys == expected
+    assert len(expected) == 3  # recent_trades, order_book, latest_prices
+
+
+def test_the_sink_hands_the_engine_json_text_and_parks_bad_records() -> None:
+    assert SINK["value.converter"] == "org.apache.kafka.connect.storage.StringConverter"
+    assert SINK["ignoreErrors"] == "None"
+    assert SINK["errors.tolerance"] == "all"
+    assert SINK["errors.deadletterqueue.topic.name"].startswith(SOURCE["topic.prefix"] + ".")
+
+
+def test_the_connector_class_is_an_alias_for_both_modes() -> None:
+    # Compose runs DataStax's release, native mode our adapter: the same simple name.
+    assert SINK["connector.class"] == SINK_CLASS == "CassandraSinkConnector"
+    assert CASSANDRA_SINK_CLASS.rsplit(".", 1)[1] == SINK_CLASS
+    assert ["com.datastax.oss.kafka.sink", "CassandraSinkConnector"][1] == SINK_CLASS
+
+
+def test_the_native_worker_resolves_every_reference() -> None:
+    worker_env = Connect(StackSettings()).worker_env()
+    for config in (SOURCE, SINK):
+        for key, value in config.items():
+            for name in re.findall(r"\$\{env:([^}]+)\}", value):
+                assert worker_env.get(name), f"{key}: ${{env:{name}}} is not in the worker env"
+
+
 def test_deletes_are_ignored_and_ttls_follow_the_declarations() -> None:
-    assert SINK["transforms.unwrap.type"] == "io.debezium.transforms.ExtractNewRecordState"
-    assert SINK["transforms.unwrap.delete.tombstone.handling.mode"] == "drop"
     for name, table in TABLES.items():
         base = f"topic.cap_stock.public.{name}.cap_stock.{name}"
         assert SINK[f"{base}.deletesEnabled"] == "false"
