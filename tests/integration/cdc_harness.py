@@ -30,7 +30,7 @@ from capstock.cassandra_schema import KeyspaceOptions, apply_schema
 from capstock.connectors import SOURCE_CONFIG, dead_letter_topic, sink_document, topic_for
 from capstock.postgres import PostgresWriter
 from capstock.tables import TABLES, Table
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
@@ -160,16 +160,33 @@ class CdcHarness:
     def stop_sink(self) -> None:
         delete_connector(self.settings.connect_url, self.sink_name)
 
-    def start_python_sink(self, keyspace: str | None = None) -> None:
-        """cap-stock-sink on the same topics, into `keyspace` (default: the chain's own)."""
-        document = sink_document(keyspace=keyspace or self.name, prefix=self.name)
+    @property
+    def python_sink_group(self) -> str:
+        return f"python-{self.sink_name}"
+
+    @property
+    def python_dead_letter_topic(self) -> str:
+        return f"{self.dead_letter_topic}.python"
+
+    def start_python_sink(self, keyspace: str, cassandra_session) -> None:  # type: ignore[no-untyped-def]
+        """cap-stock-sink on the same topics, into a keyspace of its own (created here),
+        with its own consumer group and dead-letter topic."""
+        apply_schema(cassandra_session, KeyspaceOptions(name=keyspace))
+        self.python_keyspace = keyspace
+        document = sink_document(keyspace=keyspace, prefix=self.name)
         document["name"] = f"{self.sink_name}-python"
+        document["config"]["errors.deadletterqueue.topic.name"] = self.python_dead_letter_topic
         path = self.work_dir / f"{document['name']}.json"
         path.write_text(json.dumps(document))
-        self.python_keyspace = keyspace
         self.sink_log = self.work_dir / f"{document['name']}.log"
         self.python_sink_pid = start_detached(
-            [str(BIN / "cap-stock-sink"), "--config", str(path)],
+            [
+                str(BIN / "cap-stock-sink"),
+                "--config",
+                str(path),
+                "--group-id",
+                self.python_sink_group,
+            ],
             self.sink_log,
             self.work_dir / f"{document['name']}.pid",
             env=pipeline_env(self.settings),
@@ -216,7 +233,11 @@ class CdcHarness:
             cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
         topics = [self.topic(t) for t in TABLES.values()]
-        topics += [self.dead_letter_topic, f"__debezium-heartbeat.{self.name}"]
+        topics += [
+            self.dead_letter_topic,
+            self.python_dead_letter_topic,
+            f"__debezium-heartbeat.{self.name}",
+        ]
         for future in admin.delete_topics(topics, operation_timeout=30).values():
             with contextlib.suppress(Exception):
                 future.result()
@@ -266,13 +287,51 @@ class CdcHarness:
         finally:
             consumer.close()
 
-    def sink_committed(self, table: Table) -> int:
+    def sink_committed(self, table: Table, group: str | None = None) -> int:
         consumer = Consumer(
-            {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": self.sink_group}
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": group or self.sink_group,
+            }
         )
         try:
             committed = consumer.committed([TopicPartition(self.topic(table), 0)], timeout=10)
             return max(committed[0].offset, 0)
+        finally:
+            consumer.close()
+
+    def produce(self, table: Table, values: list[bytes]) -> list[int]:
+        """Write raw records straight into a table's topic, in order; return their offsets."""
+        offsets: list[int] = []
+        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap})
+        for value in values:
+            producer.produce(
+                self.topic(table),
+                value=value,
+                on_delivery=lambda err, msg: offsets.append(msg.offset()) if not err else None,
+            )
+            producer.flush(10)  # one at a time keeps the offsets in list order
+        assert len(offsets) == len(values), "not every record was delivered"
+        return offsets
+
+    def dead_letters(self, topic: str) -> list[dict[str, str]]:
+        """Every record in a dead-letter topic: its headers and its value, as text."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": "dead-letter-probe",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            found = []
+            while (msg := consumer.poll(3)) is not None:
+                if msg.error():
+                    continue
+                headers = {k: (v or b"").decode() for k, v in msg.headers() or []}
+                found.append({**headers, "value": (msg.value() or b"").decode()})
+            return found
         finally:
             consumer.close()
 
