@@ -66,6 +66,7 @@ lint: venv ## ruff
 connectors: venv ## regenerate register_cassandra.json from producer/capstock/tables.py
 	$(VENV)/bin/cap-stock connectors --write
 
-bench: stack-up ## benchmarks on the native stack: Postgres writes, CDC latency and throughput
+bench: stack-up ## benchmarks on the native stack: Postgres writes, CDC latency and throughput, sink drain
 	$(PY) bench/bench_postgres_writes.py
 	PYTHONPATH=. $(PY) bench/bench_cdc_latency.py
+	PYTHONPATH=. $(PY) bench/bench_sink_drain.py

@@ -1,0 +1,39 @@
+"""CASSANDRA_SINK picks exactly one sink; a wrong value names the choices."""
+
+from __future__ import annotations
+
+import pytest
+
+from stack import pipeline
+from stack.process import StackError
+
+
+def test_the_default_sink_is_the_datastax_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CASSANDRA_SINK", raising=False)
+    monkeypatch.setattr(pipeline, "env", lambda name, default: default)
+    assert pipeline.sink_choice() == "datastax"
+
+
+def test_python_is_the_alternative(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASSANDRA_SINK", "python")
+    assert pipeline.sink_choice() == "python"
+
+
+def test_an_unknown_sink_names_the_allowed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASSANDRA_SINK", "kafka-connect")
+    with pytest.raises(StackError) as err:
+        pipeline.sink_choice()
+    assert "CASSANDRA_SINK='kafka-connect'" in str(err.value)
+    assert "datastax" in str(err.value) and "python" in str(err.value)
+
+
+def test_only_the_datastax_sink_registers_the_sink_connector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps: list[list[str]] = []
+    monkeypatch.setattr(pipeline, "run_step", lambda what, argv, settings: steps.append(argv))
+    pipeline.prepare(None, "datastax")  # type: ignore[arg-type]
+    assert steps[-1][-2:] == [str(pipeline.SOURCE_CONFIG), str(pipeline.SINK_CONFIG)]
+    steps.clear()
+    pipeline.prepare(None, "python")  # type: ignore[arg-type]
+    assert steps[-1][-1] == str(pipeline.SOURCE_CONFIG)
