@@ -9,14 +9,32 @@ import sys
 from pathlib import Path
 
 from cassandra_sink.config import SinkConfigError, load_config_file
-from cassandra_sink.runner import CassandraSink
+from cassandra_sink.deadletter import DeadLetterError
+from cassandra_sink.runner import GROUP_PREFIX, CassandraSink, RecordFailed
+
+EPILOG = f"""\
+Reads flat JSON rows (Debezium's ExtractNewRecordState at the source) and converts each
+field as the DataStax sink engine does, with the topic's topic.<topic>.codec.* settings.
+A record that cannot be mapped is parked in errors.deadletterqueue.topic.name (with
+errors.tolerance=all), skipped (ignoreErrors=All, or tolerance all without a topic), or
+stops the sink (errors.tolerance=none, the default).
+
+The consumer group defaults to {GROUP_PREFIX}<connector name>, never Connect's
+connect-<connector name>: switching between the two sinks must not share offsets.
+
+exit status: 0 stopped by SIGTERM/SIGINT, 1 stopped at a bad record or an undeliverable
+dead letter (nothing of that batch committed), 2 unusable config.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="cap-stock-sink",
-        description="Write Debezium topics into Cassandra, configured by a DataStax "
-        "sink connector JSON. Example: cap-stock-sink --config register_cassandra.json",
+        description="Write Kafka topics of flat JSON rows into Cassandra, configured by a\n"
+        "DataStax sink connector JSON.\n\n"
+        "example: cap-stock-sink --config register_cassandra.json",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, required=True, help="connector JSON file")
     parser.add_argument(
@@ -24,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:29092"),
         help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS; default %(default)s)",
     )
-    parser.add_argument("--group-id", help="consumer group (default connect-<connector name>)")
+    parser.add_argument(
+        "--group-id",
+        help=f"consumer group (default {GROUP_PREFIX}<connector name>)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
@@ -37,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except SinkConfigError as err:
         print(f"cap-stock-sink: {err}", file=sys.stderr)
         return 2
+    except (RecordFailed, DeadLetterError) as err:
+        print(f"cap-stock-sink: stopped: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

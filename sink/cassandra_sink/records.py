@@ -1,130 +1,88 @@
-"""Turn Debezium change events into Cassandra rows, value by value, without loss.
+"""Read a Kafka record's key and value as the DataStax engine reads JSON text.
 
-A change event from the Debezium PostgreSQL connector (JSON converter, schemas
-off, `decimal.handling.mode=string`) looks like::
+With `ExtractNewRecordState` at the source and Connect's StringConverter at the sink, a
+topic carries flat rows: the value is the row, the key its primary key::
 
-    {"before": null,
-     "after": {"symbol": "PEPEUSDT", "price": "0.00001234",
-               "trade_time": "2026-11-21T10:15:30.123Z", "trade_id": 42},
-     "source": {...}, "op": "c", "ts_ms": 1795255130130}
+    key   {"symbol":"PEPEUSDT","trade_id":42}
+    value {"symbol":"PEPEUSDT","trade_id":42,"price":"0.00001234",
+           "trade_time":"2026-11-21T10:15:30.123Z","is_buyer_maker":true,
+           "day":"2026-11-21Z","ingested_at":"2026-11-21T10:15:30.456789Z"}
 
-Numeric columns arrive as decimal strings and timestamptz columns as ISO-8601
-strings, so both convert exactly; `date` columns arrive as days since the epoch.
+A null value (a tombstone) is skipped; deletes never leave the source.
+
+The engine parses the text with Jackson (USE_BIG_DECIMAL_FOR_FLOATS) and keeps the first
+JSON value: a fraction or exponent becomes a BigDecimal with its trailing zeros stripped
+(1.50 is 1.5, 100.0 is 1E+2), an integer stays exact, a float beyond double range becomes
++-Infinity, and text after the first value is ignored. A value that is not a JSON object
+(or not JSON: NaN, single quotes, a byte-order mark...) cannot be mapped: a bad record. A
+key that is not an object only matters to a mapping that reads `key.` fields.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-EPOCH_DAY = date(1970, 1, 1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from cassandra_sink.codecs import INT_MAX, INT_MIN, Json
 
 
 class BadRecord(ValueError):
-    """A record that cannot become a row; counted and logged, never fatal."""
+    """A record the engine could not map to a row; the message says why."""
 
 
 @dataclass(frozen=True)
-class Change:
-    """One decoded event: the row image to upsert, or a delete."""
-
-    key: dict[str, Any]
-    row: dict[str, Any] | None  # None for a delete
-    op: str
+class Record:
+    key: dict[str, Json]
+    value: dict[str, Json]
 
 
-def _unwrap_schema(doc: Any) -> Any:
-    # With schemas enabled the JSON converter wraps everything in {"schema", "payload"}.
-    if isinstance(doc, dict) and set(doc) == {"schema", "payload"}:
-        return doc["payload"]
-    return doc
+def _json_float(text: str) -> Decimal | float:
+    number = float(text)
+    if math.isinf(number):
+        return number
+    sign, digits, exponent = Decimal(text).as_tuple()
+    assert isinstance(exponent, int)
+    if not any(digits):
+        return Decimal(0)
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if not INT_MIN <= -(exponent + trailing) <= INT_MAX:
+        # BigDecimal's scale is an int: Jackson cannot read this number at all.
+        raise BadRecord(f"number {text} is out of BigDecimal range")
+    return Decimal((sign, digits[: len(digits) - trailing], exponent + trailing))
 
 
-def decode(key_bytes: bytes | None, value_bytes: bytes | None, unwrap: bool) -> Change | None:
-    """Decode one Kafka record; None for a tombstone (nothing to do)."""
-    if value_bytes is None:
-        return None
+def _no_constant(name: str) -> Any:
+    raise BadRecord(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_float=_json_float, parse_constant=_no_constant)
+
+
+def parse_json(data: bytes) -> Json:
+    """The first JSON value in UTF-8 bytes (malformed bytes read as U+FFFD, as Java does)."""
+    text = data.decode("utf-8", errors="replace")
+    start = len(text) - len(text.lstrip(" \t\r\n"))
     try:
-        key = _unwrap_schema(json.loads(key_bytes)) if key_bytes else {}
-        value = _unwrap_schema(json.loads(value_bytes))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        value, _end = _DECODER.raw_decode(text, start)
+    except (json.JSONDecodeError, ValueError) as err:  # ValueError: an integer too long
         raise BadRecord(f"not JSON: {err}") from None
+    return value
+
+
+def decode(key: bytes | None, value: bytes | None) -> Record | None:
+    """The record's key and value fields; None for a tombstone."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise BadRecord(f"expected a JSON object, got {type(value).__name__}")
-    if not unwrap or "op" not in value:
-        return Change(key=key or {}, row=value, op=value.get("__op", "u"))
-    op = value["op"]
-    if op == "d":
-        return Change(key=key or value.get("before") or {}, row=None, op="d")
-    after = value.get("after")
-    if not isinstance(after, dict):
-        raise BadRecord(f"op {op!r} without an 'after' image")
-    return Change(key=key or {}, row=after, op=op)
-
-
-def to_timestamp(raw: Any) -> datetime:
-    if isinstance(raw, str):
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if isinstance(raw, int):
-        # Connect's Timestamp and io.debezium.time.Timestamp are epoch milliseconds.
-        return EPOCH + timedelta(milliseconds=raw)
-    raise BadRecord(f"cannot read {raw!r} as a timestamp")
-
-
-def to_date(raw: Any) -> date:
-    if isinstance(raw, int):
-        return EPOCH_DAY + timedelta(days=raw)
-    if isinstance(raw, str):
-        return date.fromisoformat(raw[:10])
-    raise BadRecord(f"cannot read {raw!r} as a date")
-
-
-def to_decimal(raw: Any) -> Decimal:
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        # A float here means precision was already lost upstream: refuse it.
-        raise BadRecord(f"decimal {raw!r} must arrive as a string (decimal.handling.mode=string)")
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        raise BadRecord(f"cannot read {raw!r} as a decimal") from None
-
-
-_CONVERTERS = {
-    "decimal": to_decimal,
-    "timestamp": to_timestamp,
-    "date": to_date,
-    "bigint": int,
-    "int": int,
-    "smallint": int,
-    "tinyint": int,
-    "varint": int,
-    "counter": int,
-    "boolean": bool,
-    "double": float,
-    "float": float,
-    "text": str,
-    "varchar": str,
-    "ascii": str,
-}
-
-
-def convert(value: Any, cql_type: str, column: str) -> Any:
-    """Convert one JSON value to what the Cassandra driver binds for cql_type."""
-    if value is None:
-        return None
-    converter = _CONVERTERS.get(cql_type)
-    if converter is None:
-        return value
-    try:
-        return converter(value)
-    except BadRecord as err:
-        raise BadRecord(f"column {column}: {err}") from None
-    except (TypeError, ValueError) as err:
-        raise BadRecord(f"column {column}: cannot read {value!r} as {cql_type}: {err}") from None
+    row = parse_json(value)
+    if not isinstance(row, dict):
+        raise BadRecord(f"the value is not a JSON object: {value[:80]!r}")
+    key_fields: Json = None
+    if key is not None:
+        try:
+            key_fields = parse_json(key)
+        except BadRecord:
+            key_fields = None
+    return Record(key=key_fields if isinstance(key_fields, dict) else {}, value=row)

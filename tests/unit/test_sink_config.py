@@ -1,28 +1,38 @@
-"""The sink reads DataStax connector JSON: topics, mappings, TTLs, config-provider references."""
+"""The sink reads the DataStax connector JSON: topics, mappings, codecs, error handling."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, timedelta
+from pathlib import Path
+
 import pytest
-from cassandra_sink.config import SinkConfigError, load_config, parse_mapping, resolve_refs
+from cassandra_sink.config import (
+    ErrorPolicy,
+    SinkConfigError,
+    load_config,
+    load_config_file,
+    parse_mapping,
+    resolve_refs,
+)
 
 TOPIC = "cap_stock.public.recent_trades"
+BASE = f"topic.{TOPIC}.cap_stock.recent_trades"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _document(**extra: str) -> dict:
     return {
         "name": "cassandra-sink",
         "config": {
+            "connector.class": "CassandraSinkConnector",
             "topics": TOPIC,
             "contactPoints": "${env:CASSANDRA_HOST}",
             "auth.username": "${env:CASSANDRA_USER}",
             "auth.password": "${env:CASSANDRA_PASSWORD}",
-            "transforms": "unwrap",
-            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
-            f"topic.{TOPIC}.cap_stock.recent_trades.mapping": (
-                "symbol=value.symbol, trade_id=value.trade_id, price=value.price"
-            ),
-            f"topic.{TOPIC}.cap_stock.recent_trades.ttl": "2592000",
-            f"topic.{TOPIC}.cap_stock.recent_trades.deletesEnabled": "false",
+            f"{BASE}.mapping": "symbol=value.symbol, trade_id=value.trade_id, price=value.price",
+            f"{BASE}.ttl": "2592000",
+            f"{BASE}.deletesEnabled": "false",
             **extra,
         },
     }
@@ -30,9 +40,14 @@ def _document(**extra: str) -> dict:
 
 @pytest.fixture(autouse=True)
 def cassandra_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASSANDRA_HOST", "10.1.2.3")
-    monkeypatch.setenv("CASSANDRA_USER", "pipeline")
-    monkeypatch.setenv("CASSANDRA_PASSWORD", "s3cret")
+    for name, value in {
+        "CASSANDRA_HOST": "10.1.2.3",
+        "CASSANDRA_PORT": "9042",
+        "CASSANDRA_DATACENTER": "datacenter1",
+        "CASSANDRA_USER": "pipeline",
+        "CASSANDRA_PASSWORD": "s3cret",
+    }.items():
+        monkeypatch.setenv(name, value)
 
 
 def test_mapping_for_a_dotted_topic_name_is_found() -> None:
@@ -46,7 +61,18 @@ def test_mapping_for_a_dotted_topic_name_is_found() -> None:
     }
     assert mapping.ttl_seconds == 2592000
     assert mapping.deletes_enabled is False
-    assert config.unwrap is True
+    assert mapping.null_to_unset is True
+
+
+def test_the_committed_connector_file_is_accepted_as_it_is() -> None:
+    config = load_config_file(REPO_ROOT / "register_cassandra.json")
+    assert set(config.topics) == set(config.mappings)
+    document = json.loads((REPO_ROOT / "register_cassandra.json").read_text())["config"]
+    for topic in config.topics:
+        expected = document.get(f"topic.{topic}.codec.date", "ISO_LOCAL_DATE")
+        assert config.codecs[topic].date == expected
+    assert config.errors.tolerance_all == (document.get("errors.tolerance") == "all")
+    assert config.errors.dead_letter_topic == document.get("errors.deadletterqueue.topic.name")
 
 
 def test_env_references_resolve_like_connect_config_providers() -> None:
@@ -61,16 +87,123 @@ def test_missing_env_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         load_config(_document())
 
 
-def test_file_reference_reads_a_properties_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_file_reference_reads_a_properties_key(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.properties"
     secrets.write_text("# comment\ncassandra.password=from-file\n")
     assert resolve_refs(f"${{file:{secrets}:cassandra.password}}") == "from-file"
 
 
-def test_topic_without_mapping_is_an_error() -> None:
-    doc = _document(topics=f"{TOPIC},cap_stock.public.order_book")
-    with pytest.raises(SinkConfigError, match="order_book"):
-        load_config(doc)
+def test_codec_settings_apply_per_topic() -> None:
+    config = load_config(
+        _document(
+            **{
+                f"topic.{TOPIC}.codec.date": "ISO_DATE",
+                f"topic.{TOPIC}.codec.timeZone": "+02:00",
+                f"topic.{TOPIC}.codec.timestamp": "UNITS_SINCE_EPOCH",
+                f"topic.{TOPIC}.codec.unit": "SECONDS",
+                f"topic.{TOPIC}.codec.locale": "en_US",
+                f"topic.{TOPIC}.codec.time": "ISO_LOCAL_TIME",
+            }
+        )
+    )
+    codecs = config.codecs[TOPIC]
+    assert (codecs.date, codecs.timestamp, codecs.unit) == (
+        "ISO_DATE",
+        "UNITS_SINCE_EPOCH",
+        "SECONDS",
+    )
+    assert codecs.time_zone.utcoffset(None) == timedelta(hours=2)
+
+
+def test_codec_defaults_are_the_engines() -> None:
+    codecs = load_config(_document()).codecs[TOPIC]
+    assert (codecs.date, codecs.timestamp, codecs.unit) == (
+        "ISO_LOCAL_DATE",
+        "CQL_TIMESTAMP",
+        "MILLISECONDS",
+    )
+    assert codecs.time_zone is UTC
+
+
+def test_error_settings() -> None:
+    config = load_config(
+        _document(
+            **{
+                "ignoreErrors": "None",
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": "dlq",
+                "errors.deadletterqueue.topic.replication.factor": "1",
+                "errors.deadletterqueue.context.headers.enable": "true",
+            }
+        )
+    )
+    assert config.errors == ErrorPolicy(
+        tolerance_all=True,
+        dead_letter_topic="dlq",
+        dead_letter_replication_factor=1,
+        ignore_errors="none",
+    )
+    assert load_config(_document()).errors == ErrorPolicy()
+
+
+def test_ttl_time_unit_and_table_booleans() -> None:
+    config = load_config(
+        _document(
+            **{
+                f"{BASE}.ttl": "3",
+                f"{BASE}.ttlTimeUnit": "HOURS",
+                f"{BASE}.nullToUnset": "FALSE",
+                f"{BASE}.consistencyLevel": "local_quorum",
+            }
+        )
+    )
+    [mapping] = config.mappings[TOPIC]
+    assert mapping.ttl_seconds == 10800
+    assert mapping.null_to_unset is False
+    assert mapping.consistency_level == "LOCAL_QUORUM"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"topics": f"{TOPIC},cap_stock.public.order_book"}, "order_book.*has no mapping"),
+        ({f"topic.{TOPIC}.cap_stock.recent_trades.mappings": "x=value.x"}, "matches neither"),
+        ({f"topic.{TOPIC}.codec.dateFormat": "ISO_DATE"}, "matches neither"),
+        ({"topic.recent_trades.mapping": "x=value.x"}, "matches neither"),
+        ({"topic.other.codec.date": "ISO_DATE"}, "codec settings but no table mapping"),
+        ({"topic.other.ks.t.ttl": "5"}, r"topic\.other\.ks\.t\.mapping is missing"),
+        ({f"{BASE}.query": "INSERT ..."}, "custom queries are not supported"),
+        ({f"{BASE}.ttl": "-2"}, "at least -1"),
+        ({f"{BASE}.deletesEnabled": "no"}, "expected true or false"),
+        ({f"{BASE}.ttlTimeUnit": "seconds"}, "expected one of"),
+        ({f"{BASE}.consistencyLevel": "SOME"}, "valid values include"),
+        ({f"topic.{TOPIC}.codec.locale": "de_DE"}, "en_US only"),
+        ({f"topic.{TOPIC}.codec.timeZone": "Mars/Olympus"}, "codec.timeZone"),
+        ({f"topic.{TOPIC}.codec.timestamp": "ISO_ZONED_DATE_TIME"}, "CQL_TIMESTAMP"),
+        ({f"topic.{TOPIC}.codec.date": "BASIC_ISO_DATE"}, "ISO_LOCAL_DATE and ISO_DATE"),
+        ({f"topic.{TOPIC}.codec.unit": "WEEKS"}, "codec.unit"),
+        ({"ignoreErrors": "Some"}, "None, Driver or All"),
+        ({"errors.tolerance": "most"}, "none or all"),
+        ({"errors.deadletterqueue.topic.replication.factor": "0"}, "at least 1"),
+    ],
+)
+def test_configs_the_engine_would_reject_are_rejected(extra: dict, message: str) -> None:
+    with pytest.raises(SinkConfigError, match=message):
+        load_config(_document(**extra))
+
+
+def test_keys_the_sink_does_not_use_are_ignored() -> None:
+    load_config(
+        _document(
+            **{
+                "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "auth.provider": "PLAIN",
+                "tasks.max": "1",
+                "errors.deadletterqueue.context.headers.enable": "true",
+            }
+        )
+    )
 
 
 @pytest.mark.parametrize("bad", ["price", "price=after.price", "=value.price", "price=value."])
@@ -79,13 +212,6 @@ def test_malformed_mapping_entries_are_rejected(bad: str) -> None:
         parse_mapping(bad, "topic.x.ks.t.mapping")
 
 
-def test_without_unwrap_transform_records_are_taken_as_they_are() -> None:
-    doc = _document()
-    del doc["config"]["transforms"]
-    assert load_config(doc).unwrap is False
-
-
-def test_unwrap_with_drop_mode_drops_deletes() -> None:
-    doc = _document(**{"transforms.unwrap.delete.tombstone.handling.mode": "drop"})
-    assert load_config(doc).drop_deletes is True
-    assert load_config(_document()).drop_deletes is False
+def test_a_column_mapped_twice_is_rejected() -> None:
+    with pytest.raises(SinkConfigError, match="mapped twice"):
+        parse_mapping("price=value.a, price=value.b", "topic.x.ks.t.mapping")
