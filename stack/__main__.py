@@ -39,10 +39,14 @@ def up(settings: StackSettings) -> int:
 
 
 def pipeline_up(settings: StackSettings, source: str) -> int:
+    try:  # a wrong CASSANDRA_SINK is reported before anything starts
+        sink_log = "connect.log" if pipeline.sink_choice() == "datastax" else "python-sink.log"
+    except StackError as err:
+        print(f"pipeline: {err}", file=sys.stderr)
+        return 2
     if up(settings) != 0:
         return 1
     try:
-        sink_log = "connect.log" if pipeline.sink_choice() == "datastax" else "python-sink.log"
         pipeline.up(settings, source)
     except StackError as err:
         print(f"pipeline: FAILED\n{err}", file=sys.stderr)

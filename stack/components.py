@@ -132,6 +132,18 @@ class Component:
         self.pid_file.unlink(missing_ok=True)
         return "stopped" if clean else "killed"
 
+    @property
+    def out_file(self) -> Path:
+        """The JVM's stdout/stderr: what it prints before its logging starts (or instead)."""
+        return self.log_file.with_suffix(".out")
+
+    def log4j_options(self) -> list[str]:
+        """Kafka and Connect: log4j writes and rolls log_file itself (stack/kafka)."""
+        return [
+            f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}",
+            f"-Dstack.log.file={self.log_file}",
+        ]
+
     def java(self, classpath: str, heap: str, main: str, *args: str, opts: list[str]) -> list[str]:
         return ["java", f"-Xms{heap}", f"-Xmx{heap}", *opts, "-cp", classpath, main, *args]
 
@@ -360,22 +372,18 @@ class Kafka(Component):
         classpath = read_classpath(self.settings, "kafka")
         config = self._config()
         self._format_once(classpath, config)
-        # log4j writes and rolls log_file itself; stdout/stderr (.out) keep what the
-        # JVM prints before logging starts.
-        log4j = f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}"
         argv = self.java(
             classpath,
             self.settings.kafka_heap,
             "kafka.Kafka",
             str(config),
             opts=[
-                log4j,
-                f"-Dstack.log.file={self.log_file}",
+                *self.log4j_options(),
                 "-XX:+UseG1GC",
                 f"-Dkafka.logs.dir={self.settings.log_dir}",
             ],
         )
-        return start_detached(argv, self.log_file.with_suffix(".out"), self.pid_file)
+        return start_detached(argv, self.out_file, self.pid_file)
 
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -426,18 +434,14 @@ class Connect(Component):
             connect_port=self.port,
             plugin_path=self.settings.plugin_dir,
         )
-        # As for Kafka: log4j rolls log_file, stdout/stderr go to connect.out.
-        log4j = f"-Dlog4j.configuration=file:{STACK_DIR / 'kafka' / 'log4j.properties'}"
         argv = self.java(
             classpath,
             self.settings.connect_heap,
             "org.apache.kafka.connect.cli.ConnectDistributed",
             str(config),
-            opts=[log4j, f"-Dstack.log.file={self.log_file}", "-XX:+UseG1GC"],
+            opts=[*self.log4j_options(), "-XX:+UseG1GC"],
         )
-        return start_detached(
-            argv, self.log_file.with_suffix(".out"), self.pid_file, env=self.worker_env()
-        )
+        return start_detached(argv, self.out_file, self.pid_file, env=self.worker_env())
 
     def plugins(self) -> list[str]:
         listed = http_json(f"{self.settings.connect_url}/connector-plugins")
@@ -497,7 +501,7 @@ class Cassandra(Component):
             classpath,
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        return start_detached(argv, self.settings.log_dir / "cassandra.out", self.pid_file)
+        return start_detached(argv, self.out_file, self.pid_file)
 
     @property
     def log_file(self) -> Path:

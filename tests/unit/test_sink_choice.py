@@ -37,3 +37,14 @@ def test_only_the_datastax_sink_registers_the_sink_connector(
     steps.clear()
     pipeline.prepare(None, "python")  # type: ignore[arg-type]
     assert steps[-1][-1] == str(pipeline.SOURCE_CONFIG)
+
+
+def test_a_wrong_sink_stops_the_pipeline_before_the_stack_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stack import __main__ as stack_cli
+
+    monkeypatch.setenv("CASSANDRA_SINK", "nope")
+    monkeypatch.setattr(stack_cli, "up", lambda settings: pytest.fail("the stack was started"))
+    assert stack_cli.pipeline_up(None, "demo") == 2  # type: ignore[arg-type]
+    assert "CASSANDRA_SINK='nope'" in capsys.readouterr().err
