@@ -1,13 +1,15 @@
 # Native (no Docker) commands. `make help` lists them.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The system interpreter when there is one: the stack's services run as an
+# unprivileged user, who cannot use an interpreter under /root (pyenv, conda).
+PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-VENV_STAMP := $(VENV)/.installed
+VENV_STAMP := $(VENV)/.installed-$(notdir $(PYTHON))-system
 FETCH_STAMP := .stack/classpath/.fetched
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv fetch stack-up stack-down stack-status demo up down status clean test test-unit lint connectors bench
+.PHONY: help deps venv fetch stack-up stack-down stack-status demo up down status supervise resnapshot clean test test-unit lint connectors bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -16,7 +18,7 @@ deps: ## install missing system packages (PostgreSQL, Java 17, Maven) from Debia
 	@bash stack/install-deps.sh
 
 $(VENV_STAMP): producer/pyproject.toml sink/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install -q -e './producer[dev]' -e ./sink
 	@touch $@
 
@@ -24,7 +26,7 @@ venv: $(VENV_STAMP) ## create .venv with the project and its test tools
 
 SINK_PLUGIN_SOURCES := $(shell find plugins/cassandra-sink -type f -not -path '*/target/*')
 
-$(FETCH_STAMP): versions.env stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml $(SINK_PLUGIN_SOURCES)
+$(FETCH_STAMP): versions.env stack/fetch.sh stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml $(SINK_PLUGIN_SOURCES)
 	bash stack/fetch.sh
 	@touch $@
 
@@ -48,8 +50,14 @@ up: deps venv fetch ## the whole pipeline against live Binance (BINANCE_API_URL)
 down: ## stop everything (producer, simulator, sink, stack), keep the data
 	@$(PY) -m stack down
 
-status: ## every component and connector; non-zero exit if any is down
+status: ## every component and connector, restart counts, the replication slot; non-zero exit if any is down or the slot is lost
 	@$(PY) -m stack status
+
+supervise: ## start the supervisor that restarts crashed components, if not running (make demo/up start it)
+	@$(PY) -m stack supervise
+
+resnapshot: ## after a lost replication slot: Debezium snapshots every table again, Cassandra catches up
+	@$(PY) -m stack resnapshot
 
 clean: ## stop everything and wipe .stack/ (data, logs, pids)
 	@if [ -x $(PY) ]; then $(PY) -m stack clean; else rm -rf .stack; fi

@@ -105,6 +105,9 @@ for file in "$@"; do
   validate "$class" "$(jq -c --arg n "$name" '. + {name: $n}' <<<"$config")" || fail "$name: invalid configuration"
   say "$name: creating or updating"
   put_config "$name" "$config"
+  # A task that FAILED under the old configuration stays FAILED through an update.
+  curl_json POST "/connectors/$name/restart?includeTasks=true&onlyFailed=true" >/dev/null 2>&1 || true
+  sleep 1
   wait_running "$name"
 done
 say "all connectors RUNNING"

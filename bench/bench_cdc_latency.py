@@ -145,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = StackSettings()
-    cluster, session = Cassandra(settings).session(
-        settings.cassandra_user, settings.cassandra_password
-    )
+    cluster, session = Cassandra(settings).admin_session()  # creates its own keyspace
     chain = CdcHarness(settings, work_dir=Path("/tmp"))
     next_id = [0]
     try:

@@ -276,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = StackSettings()
-    cluster, session = Cassandra(settings).session(
-        settings.cassandra_user, settings.cassandra_password
-    )
+    cluster, session = Cassandra(settings).admin_session()  # creates its own keyspace
     run_id = uuid.uuid4().hex[:8]
     backlog = Backlog(settings, f"drain_{run_id}", args.records)
     work = Path(f"/tmp/drain-{run_id}")

@@ -1,9 +1,11 @@
-"""Native stack runner: `python -m stack up|down|status|clean`.
+"""Native stack runner: `python -m stack up|pipeline|down|status|clean|supervise|resnapshot`.
 
-$ python -m stack up        # start Postgres, Kafka, Connect, Cassandra; wait until healthy
-$ python -m stack status    # one line per component; exit 1 if any is down
-$ python -m stack down      # stop in reverse order, keep the data
-$ python -m stack clean     # stop, then delete .stack/ (data, logs, pids)
+$ python -m stack up          # start Postgres, Kafka, Connect, Cassandra; wait until healthy
+$ python -m stack status      # one line per component; exit 1 if any is down or the slot is lost
+$ python -m stack down        # stop the supervisor, then the rest in reverse order; keep the data
+$ python -m stack clean       # stop, then delete .stack/ (data, logs, pids)
+$ python -m stack supervise   # start the supervisor (`pipeline` does) if it is not running
+$ python -m stack resnapshot  # after a lost replication slot: Debezium snapshots every table again
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ import argparse
 import sys
 import time
 
-from stack import pipeline, sink_progress
-from stack.components import Component, Connect, all_components, wipe
+from stack import pipeline, replication, sink_progress, supervisor
+from stack.components import Component, Connect, Postgres, all_components, prepare_home, wipe
 from stack.grafana import Grafana
 from stack.process import StackError, rss_kib
 from stack.settings import StackSettings
 
 
 def up(settings: StackSettings) -> int:
-    for path in (settings.data_dir, settings.log_dir, settings.run_dir, settings.conf_dir):
-        path.mkdir(parents=True, exist_ok=True)
+    prepare_home(settings)
     began = time.monotonic()
     for component in all_components(settings):
         t0 = time.monotonic()
@@ -62,12 +63,31 @@ def pipeline_up(settings: StackSettings, source: str) -> int:
 
 
 def down(settings: StackSettings) -> int:
-    for component in reversed(pipeline.everything(settings)):
-        print(f"{component.name}: {component.stop()}", flush=True)
+    """The supervisor first (so it restarts nothing), then the rest in reverse start order."""
+    components = list(reversed(pipeline.everything(settings)))
+    first = components.pop(0)
+    print(f"{first.name}: {first.stop()}", flush=True)
+    with supervisor.exclusive(settings.run_dir):
+        for component in components:
+            print(f"{component.name}: {component.stop()}", flush=True)
+        (settings.run_dir / supervisor.STATE_FILE).unlink(missing_ok=True)
     return 0
 
 
-def _status_line(component: Component) -> tuple[bool, str]:
+def supervise(settings: StackSettings, source: str | None, foreground: bool) -> int:
+    """Start the supervisor in the background (or, --foreground, be it).
+
+    Without --source it keeps the one the pipeline was started with (demo if unknown).
+    """
+    source = source or supervisor.read_state(settings.run_dir).get("source") or "demo"
+    if foreground:
+        return supervisor.main(settings, source)
+    process = pipeline.SupervisorProcess(settings, source=source)
+    print(f"supervisor: {process.start()}, log {process.log_file}")
+    return 0
+
+
+def _status_line(component: Component, restarts: int) -> tuple[bool, str]:
     pid = component.pid()
     healthy = False
     version = "-"
@@ -83,19 +103,25 @@ def _status_line(component: Component) -> tuple[bool, str]:
     port = component.port or "-"
     return healthy, (
         f"{component.name:<10} {state:<18} pid={pid or '-':<8} port={port:<6} "
-        f"version={version:<12} rss={rss_text}"
+        f"version={version:<12} rss={rss_text:<8} restarts={restarts}"
     )
 
 
-def _connector_lines(connect: Connect, settings: StackSettings) -> bool:
-    """Print each connector's state (and a sink's progress); False if any is not healthy."""
+def _connector_lines(
+    connect: Connect, settings: StackSettings, restarts: dict
+) -> tuple[bool, list[str]]:
+    """Print each connector's state (and a sink's progress): (all healthy, names)."""
     healthy = True
-    for name, connector in connect.connectors().items():
+    connectors = connect.connectors()
+    for name, connector in connectors.items():
         state = connector["status"]
         tasks = state.get("tasks", [])
         states = [state["connector"]["state"], *(t["state"] for t in tasks)]
         text = ", ".join(f"task {t['id']}={t['state']}" for t in tasks)
-        print(f"  connector {name}: {state['connector']['state']} ({text or 'no tasks'})")
+        print(
+            f"  connector {name}: {state['connector']['state']} ({text or 'no tasks'}) "
+            f"restarts={supervisor.connector_restarts_of(restarts, name)}"
+        )
         healthy &= bool(tasks) and all(s == "RUNNING" for s in states)
         if connector["info"]["type"] == "sink" and "RUNNING" in states:
             progressing, line = sink_progress.describe(
@@ -103,23 +129,97 @@ def _connector_lines(connect: Connect, settings: StackSettings) -> bool:
             )
             print(f"    {line}")
             healthy &= progressing
-    return healthy
+    return healthy, list(connectors)
+
+
+def _slot_line(settings: StackSettings, registered: bool | None) -> bool:
+    """Print the replication slot's state; False when it is missing or lost."""
+    try:
+        with Postgres(settings).superuser_connection() as conn:
+            slot = replication.slot_status(
+                conn, database=settings.postgres_db, registered=registered
+            )
+    except Exception as err:
+        print(f"  slot: cannot read pg_replication_slots: {str(err).strip()[:200]}")
+        return False
+    print(f"  {slot.line()}")
+    return not slot.error
 
 
 def status(settings: StackSettings) -> int:
     all_up = True
     total_rss = 0
-    optional = [*pipeline.pipeline_components(settings), Grafana(settings)]
+    restarts = supervisor.read_state(settings.run_dir)
+    optional = [
+        *pipeline.pipeline_components(settings),
+        Grafana(settings),
+        pipeline.SupervisorProcess(settings),
+    ]
     started = [p for p in optional if p.pid_file.exists()]
+    registered: bool | None = None
+    postgres_up = False
     for component in [*all_components(settings), *started]:
-        healthy, line = _status_line(component)
+        healthy, line = _status_line(component, supervisor.restarts_of(restarts, component.name))
         all_up &= healthy
         total_rss += rss_kib(component.pid()) or 0
         print(line)
+        postgres_up |= healthy and isinstance(component, Postgres)
         if healthy and isinstance(component, Connect):
-            all_up &= _connector_lines(component, settings)
+            connectors_ok, names = _connector_lines(component, settings, restarts)
+            all_up &= connectors_ok
+            registered = replication.source_config()["name"] in names
+    if postgres_up:
+        all_up &= _slot_line(settings, registered)
+    if not pipeline.SupervisorProcess(settings).pid_file.exists():
+        print("supervisor not running: nothing restarts a crashed component (make demo starts it)")
     print(f"total rss {total_rss / 1024:.0f} MiB")
     return 0 if all_up else 1
+
+
+def resnapshot(settings: StackSettings, force: bool, timeout: float) -> int:
+    """Make Cassandra converge to Postgres after the slot was lost; safe to run again.
+
+    $ make resnapshot            # only when the slot is missing or lost
+    $ python -m stack resnapshot --force   # also when it looks healthy
+    """
+    postgres, connect = Postgres(settings), Connect(settings)
+    for component in (postgres, connect):
+        healthy, _ = _status_line(component, 0)
+        if not healthy:
+            print(f"resnapshot: {component.name} is not up; start the stack first (make stack-up)")
+            return 1
+    name = replication.source_config()["name"]
+    try:
+        state = replication.connector_state(settings.connect_url, name)
+        with postgres.superuser_connection() as conn:
+            slot = replication.slot_status(
+                conn, database=settings.postgres_db, registered=state is not None
+            )
+        print(f"{slot.line()}\nconnector {name}: {state or 'not registered'}")
+        recovery = replication.Recovery(
+            settings.connect_url,
+            postgres.superuser_connection,
+            settings.postgres_db,
+            say=lambda line: print(line, flush=True),
+            snapshot_timeout=timeout,
+        )
+        if not force and not slot.error and state is not None:
+            if state != "RUNNING":
+                print(
+                    f"the slot is healthy: {name} needs a restart, not a snapshot "
+                    f"(the supervisor restarts FAILED tasks); --force re-snapshots anyway"
+                )
+                return 1
+            recovery.wait_snapshot()
+            print("nothing to do (use --force to re-snapshot anyway)")
+            return 0
+        recovery.run()
+        replication.wait_sink_caught_up(settings.kafka_bootstrap, timeout, say=recovery.say)
+    except Exception as err:
+        print(f"resnapshot: FAILED: {err}\nIt is safe to run again.", file=sys.stderr)
+        return 1
+    print("resnapshot done: Cassandra has every row Postgres holds")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,23 +228,44 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "pipeline", "down", "status", "clean"])
+    parser.add_argument(
+        "command",
+        choices=["up", "pipeline", "down", "status", "clean", "supervise", "resnapshot"],
+    )
     parser.add_argument(
         "--source",
         choices=["demo", "live"],
-        default="demo",
-        help="pipeline: demo = the bundled exchange simulator, live = BINANCE_API_URL",
+        help="pipeline (default demo), supervise (default: as the pipeline was started): "
+        "demo = the bundled exchange simulator, live = BINANCE_API_URL",
+    )
+    parser.add_argument(
+        "--foreground", action="store_true", help="supervise: run the loop here (logs to stdout)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="resnapshot: even if the slot looks healthy"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="resnapshot: seconds to wait for the snapshot, then for the sink (default 1800)",
     )
     args = parser.parse_args(argv)
     settings = StackSettings()
     if args.command == "up":
-        return up(settings)
+        with supervisor.exclusive(settings.run_dir):
+            return up(settings)
     if args.command == "pipeline":
-        return pipeline_up(settings, args.source)
+        with supervisor.exclusive(settings.run_dir):
+            return pipeline_up(settings, args.source or "demo")
     if args.command == "down":
         return down(settings)
     if args.command == "status":
         return status(settings)
+    if args.command == "supervise":
+        return supervise(settings, args.source, args.foreground)
+    if args.command == "resnapshot":
+        return resnapshot(settings, args.force, args.timeout)
     down(settings)
     wipe(settings)
     print(f"wiped {settings.home}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,9 @@ DEBEZIUM_POSTGRES_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 # Our Connect adapter around the DataStax sink engine (plugins/cassandra-sink).
 CASSANDRA_SINK_CLASS = "io.capstock.sink.CassandraSinkConnector"
 CASSANDRA_SINK_PLUGIN_DIR = "cap-stock-cassandra-sink"
+# Cassandra creates it on an empty node; the stack replaces it with CASSANDRA_ADMIN_USER.
+BUILTIN_SUPERUSER = ("cassandra", "cassandra")
+VERSION_CQL = "SELECT release_version FROM system.local"
 
 
 def render(template: Path, target: Path, **values: object) -> Path:
@@ -48,7 +52,86 @@ def read_classpath(settings: StackSettings, name: str) -> str:
     path = settings.classpath_dir / f"{name}.txt"
     if not path.exists():
         raise StackError(f"{name}: classpath {path} missing; run `make fetch` first")
-    return path.read_text().strip()
+    classpath = path.read_text().strip()
+    # Services run as an unprivileged user who cannot read root's ~/.m2: fetch.sh
+    # copies the jars under .stack/lib.
+    if not classpath.startswith(str(settings.home / "lib")):
+        raise StackError(f"{name}: classpath {path} predates .stack/lib; run `make fetch`")
+    return classpath
+
+
+def connection_env(settings: StackSettings) -> dict[str, str]:
+    """Where the stores are (no credentials): every process gets these."""
+    s = settings
+    return {
+        "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "POSTGRES_PORT": str(s.postgres_port),
+        "POSTGRES_DB": s.postgres_db,
+        "CASSANDRA_HOST": os.environ.get("CASSANDRA_HOST", "127.0.0.1"),
+        "CASSANDRA_PORT": str(s.cassandra_port),
+        "CASSANDRA_DATACENTER": s.cassandra_datacenter,
+    }
+
+
+def ensure_service_user(settings: StackSettings) -> None:
+    """Create the unprivileged system user services run as (only when we are root)."""
+    user = settings.runs_as()
+    if user is None:
+        return
+    try:
+        settings.service_uid_gid()
+    except KeyError:
+        print(f"  stack: creating system user {user!r}: services do not run as root")
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+            check=True,
+        )
+
+
+def own(settings: StackSettings, *paths: Path, recursive: bool = False) -> None:
+    """Hand paths to the service user (a no-op unless we are root)."""
+    ids = settings.service_uid_gid()
+    if ids is None:
+        return
+    for path in paths:
+        if recursive and path.is_dir() and path.stat().st_uid != ids[0]:
+            subprocess.run(["chown", "-R", f"{ids[0]}:{ids[1]}", str(path)], check=True)
+        os.chown(path, *ids)
+
+
+def as_service_user(settings: StackSettings, argv: list[str]) -> list[str]:
+    user = settings.runs_as()
+    return ["runuser", "-u", user, "--", *argv] if user else argv
+
+
+def prepare_home(settings: StackSettings) -> None:
+    """.stack/: closed to other OS users; data, logs and config owned by the service user."""
+    ensure_service_user(settings)
+    for path in (settings.data_dir, settings.log_dir, settings.run_dir, settings.conf_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    settings.spool_dir.mkdir(mode=0o700, exist_ok=True)
+    own(settings, settings.spool_dir, recursive=True)
+    for path in (
+        settings.home,
+        settings.data_dir,
+        settings.log_dir,
+        settings.run_dir,
+        settings.conf_dir,
+    ):
+        path.chmod(0o750)
+    ids = settings.service_uid_gid()
+    if ids is not None:
+        # root keeps .stack and the pid files; the service user's group may enter.
+        os.chown(settings.home, 0, ids[1])
+        os.chown(settings.run_dir, 0, ids[1])
+        own(settings, settings.conf_dir)
+        # Older stacks ran everything as root: hand over what they left.
+        own(settings, settings.data_dir, settings.log_dir, recursive=True)
+        for sub in settings.data_dir.iterdir():
+            if sub.name != "postgres":
+                own(settings, sub, recursive=True)
+        for log in settings.log_dir.iterdir():
+            own(settings, log)
 
 
 def http_json(url: str, timeout: float = 3.0) -> object:
@@ -105,7 +188,10 @@ class Component:
 
     def launch_and_wait(self) -> int:
         """Launch (unless the process is already there) and wait, bounded, until healthy."""
-        pid = self.pid() or self.launch()
+        pid = self.pid()
+        if pid is None:
+            prepare_home(self.settings)
+            pid = self.launch()
         wait_until(
             self.healthy,
             what=self.name,
@@ -147,6 +233,21 @@ class Component:
     def java(self, classpath: str, heap: str, main: str, *args: str, opts: list[str]) -> list[str]:
         return ["java", f"-Xms{heap}", f"-Xmx{heap}", *opts, "-cp", classpath, main, *args]
 
+    def detach(self, argv: list[str], log_file: Path, env: dict[str, str] | None = None) -> int:
+        """Start argv in the background as the service user (never root).
+
+        Its working directory is .stack/data, not the checkout: the process gets its
+        settings from `env`, never by reading .env (mode 600, the secrets).
+        """
+        return start_detached(
+            argv,
+            log_file,
+            self.pid_file,
+            env=env,
+            user=self.settings.runs_as(),
+            cwd=self.settings.data_dir,
+        )
+
 
 @dataclass
 class Postgres(Component):
@@ -168,37 +269,15 @@ class Postgres(Component):
         pid = read_pid(self.data / "postmaster.pid")
         return pid if pid_alive(pid) else None
 
-    def _as_owner(self, argv: list[str]) -> list[str]:
-        user = self.settings.postgres_runs_as()
-        return ["runuser", "-u", user, "--", *argv] if user else argv
-
-    def _ensure_os_user(self) -> None:
-        user = self.settings.postgres_runs_as()
-        if user is None:
-            return
-        try:
-            self.settings.postgres_uid_gid()
-        except KeyError:
-            print(f"  postgres: creating system user {user!r} (PostgreSQL refuses to run as root)")
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-                check=True,
-            )
-
-    def _own(self, *paths: Path) -> None:
-        ids = self.settings.postgres_uid_gid()
-        for path in paths:
-            if ids:
-                os.chown(path, *ids)
-
     def _initdb(self) -> None:
         print("  postgres: initialising a private cluster in", self.data)
         self.data.mkdir(parents=True, exist_ok=True)
         self.data.chmod(0o700)
-        self._own(self.data)
-        # Loopback TCP needs a password; the socket (in .stack/run) trusts local users.
+        own(self.settings, self.data)
+        # pg_hba.conf is replaced by stack/postgres/pg_hba.conf on every start.
         subprocess.run(
-            self._as_owner(
+            as_service_user(
+                self.settings,
                 [
                     str(self.settings.postgres_bin / "initdb"),
                     "-D",
@@ -208,9 +287,9 @@ class Postgres(Component):
                     "-E",
                     "UTF8",
                     "--no-locale",
-                    "--auth-local=trust",
+                    "--auth-local=peer",
                     "--auth-host=scram-sha-256",
-                ]
+                ],
             ),
             check=True,
             stdout=subprocess.DEVNULL,
@@ -218,23 +297,32 @@ class Postgres(Component):
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\ninclude = 'cap_stock.conf'\n")
 
+    def _render_config(self) -> None:
+        """postgresql.conf additions and the access rules: no trust, no other OS user."""
+        runner = pwd.getpwuid(os.geteuid()).pw_name
+        values = {
+            "port": self.port,
+            "socket_dir": self.socket_dir,
+            "os_user": self.settings.runs_as() or runner,
+            "runner": runner,
+        }
+        for name in ("cap_stock.conf", "pg_hba.conf", "pg_ident.conf"):
+            template = "postgresql.conf" if name == "cap_stock.conf" else name
+            own(
+                self.settings, render(STACK_DIR / "postgres" / template, self.data / name, **values)
+            )
+
     def launch(self) -> int:
-        self._ensure_os_user()
-        for path in (self.settings.log_dir, self.socket_dir):
-            path.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.chmod(0o700)  # only the server's own user reaches the socket
         self.log_file.touch()
-        self._own(self.socket_dir, self.log_file)
+        own(self.settings, self.socket_dir, self.log_file)
         if not (self.data / "PG_VERSION").exists():
             self._initdb()
-        conf = render(
-            STACK_DIR / "postgres" / "postgresql.conf",
-            self.data / "cap_stock.conf",
-            port=self.port,
-            socket_dir=self.socket_dir,
-        )
-        self._own(conf)
+        self._render_config()
         result = subprocess.run(
-            self._as_owner(
+            as_service_user(
+                self.settings,
                 [
                     str(self.settings.postgres_bin / "pg_ctl"),
                     "-D",
@@ -245,7 +333,7 @@ class Postgres(Component):
                     "-t",
                     "60",
                     "start",
-                ]
+                ],
             ),
             capture_output=True,
             text=True,
@@ -272,19 +360,37 @@ class Postgres(Component):
             connect_timeout=5,
         )
 
+    def roles(self) -> dict[str, tuple[str, str]]:
+        """Login role -> (password, attributes). None is a superuser; only Debezium's replicates."""
+        s = self.settings
+        return {
+            s.postgres_user: (s.postgres_password, "NOREPLICATION"),
+            s.postgres_cdc_user: (s.postgres_cdc_password, "REPLICATION"),
+            s.postgres_reader_user: (s.postgres_reader_password, "NOREPLICATION"),
+        }
+
     def after_healthy(self) -> None:
-        """Create the pipeline's role (replication-capable, for Debezium) and database."""
+        """(Re)create the three login roles with the current passwords, and the database.
+
+        Table privileges are granted by `cap-stock init-db`, which runs as the owner.
+        """
         from psycopg import sql
 
         s = self.settings
         with self.superuser_connection() as conn:
-            role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [s.postgres_user])
-            verb = "ALTER" if role.fetchone() else "CREATE"
-            conn.execute(
-                sql.SQL("{} ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
-                    sql.SQL(verb), sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)
+            for role, (password, replication) in self.roles().items():
+                found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+                verb = "ALTER" if found.fetchone() else "CREATE"
+                conn.execute(
+                    sql.SQL(
+                        "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {} PASSWORD {}"
+                    ).format(
+                        sql.SQL(verb),
+                        sql.Identifier(role),
+                        sql.SQL(replication),
+                        sql.Literal(password),
+                    )
                 )
-            )
             db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [s.postgres_db])
             if not db.fetchone():
                 conn.execute(
@@ -306,7 +412,8 @@ class Postgres(Component):
             return "not running"
         # Fast shutdown: roll back open transactions, checkpoint, exit cleanly.
         result = subprocess.run(
-            self._as_owner(
+            as_service_user(
+                self.settings,
                 [
                     str(self.settings.postgres_bin / "pg_ctl"),
                     "-D",
@@ -317,7 +424,7 @@ class Postgres(Component):
                     "-t",
                     str(int(self.stop_timeout)),
                     "stop",
-                ]
+                ],
             ),
             capture_output=True,
             text=True,
@@ -352,18 +459,21 @@ class Kafka(Component):
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         print(f"  kafka: formatting KRaft storage (cluster id {cluster_id})")
         subprocess.run(
-            [
-                "java",
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(config),
-                "--ignore-formatted",
-            ],
+            as_service_user(
+                self.settings,
+                [
+                    "java",
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ],
+            ),
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -383,7 +493,7 @@ class Kafka(Component):
                 f"-Dkafka.logs.dir={self.settings.log_dir}",
             ],
         )
-        return start_detached(argv, self.out_file, self.pid_file)
+        return self.detach(argv, self.out_file)
 
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -407,19 +517,14 @@ class Connect(Component):
         return self.settings.connect_port
 
     def worker_env(self) -> dict[str, str]:
-        """What ${env:...} in connector configs can read."""
+        """What ${env:...} in connector configs can read: Debezium's and the sink's logins only."""
         s = self.settings
         return {
-            "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-            "POSTGRES_PORT": str(s.postgres_port),
-            "POSTGRES_DB": s.postgres_db,
-            "POSTGRES_USER": s.postgres_user,
-            "POSTGRES_PASSWORD": s.postgres_password,
-            "CASSANDRA_HOST": os.environ.get("CASSANDRA_HOST", "127.0.0.1"),
-            "CASSANDRA_PORT": str(s.cassandra_port),
+            **connection_env(s),
+            "POSTGRES_CDC_USER": s.postgres_cdc_user,
+            "POSTGRES_CDC_PASSWORD": s.postgres_cdc_password,
             "CASSANDRA_USER": s.cassandra_user,
             "CASSANDRA_PASSWORD": s.cassandra_password,
-            "CASSANDRA_DATACENTER": s.cassandra_datacenter,
         }
 
     def launch(self) -> int:
@@ -441,7 +546,7 @@ class Connect(Component):
             str(config),
             opts=[*self.log4j_options(), "-XX:+UseG1GC"],
         )
-        return start_detached(argv, self.out_file, self.pid_file, env=self.worker_env())
+        return self.detach(argv, self.out_file, env=self.worker_env())
 
     def plugins(self) -> list[str]:
         listed = http_json(f"{self.settings.connect_url}/connector-plugins")
@@ -487,7 +592,6 @@ class Cassandra(Component):
             native_port=self.port,
             data_dir=self.data,
         )
-        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             "java",
             *self.jvm_options(),
@@ -495,21 +599,48 @@ class Cassandra(Component):
             f"-Dcassandra.storagedir={self.data}",
             f"-Dcassandra.logdir={self.settings.log_dir}",
             f"-Dlogback.configurationFile={STACK_DIR / 'cassandra' / 'logback.xml'}",
-            f"-Dcassandra.jmx.local.port={self.settings.cassandra_jmx_port}",
+            *self.jmx_options(),
             "-Dcassandra-foreground=yes",
             "-cp",
             classpath,
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        return start_detached(argv, self.out_file, self.pid_file)
+        return self.detach(argv, self.out_file)
 
     @property
     def log_file(self) -> Path:
         return self.settings.log_dir / "cassandra.log"
 
+    def jmx_options(self) -> list[str]:
+        """JMX on loopback only (a local port), and only with the JMX login."""
+        s = self.settings
+        conf = s.conf_dir
+        password_file = conf / "jmxremote.password"
+        access_file = conf / "jmxremote.access"
+        for path, text in (
+            (password_file, f"{s.cassandra_jmx_user} {s.cassandra_jmx_password}\n"),
+            (access_file, f"{s.cassandra_jmx_user} readwrite\n"),
+            # nodetool (run by us, not the server) reads its login from here.
+            (self.nodetool_login, f"{s.cassandra_jmx_user} {s.cassandra_jmx_password}\n"),
+        ):
+            path.write_text(text)
+            path.chmod(0o600)  # the JVM refuses a password file others can read
+        own(s, password_file, access_file)
+        return [
+            f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
+            "-Dcom.sun.management.jmxremote.authenticate=true",
+            f"-Dcom.sun.management.jmxremote.password.file={password_file}",
+            f"-Dcom.sun.management.jmxremote.access.file={access_file}",
+        ]
+
+    @property
+    def nodetool_login(self) -> Path:
+        return self.settings.conf_dir / "nodetool.password"
+
     def session(self, user: str, password: str):  # type: ignore[no-untyped-def]
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import Cluster
+        from cassandra.policies import ConstantReconnectionPolicy
 
         cluster = Cluster(
             ["127.0.0.1"],
@@ -517,8 +648,19 @@ class Cassandra(Component):
             protocol_version=5,
             auth_provider=PlainTextAuthProvider(user, password),
             connect_timeout=5,
+            # The driver's default waits grow to 10 minutes: a long-lived session would
+            # stay without a host long after a restarted node is back.
+            reconnection_policy=ConstantReconnectionPolicy(1.0),
         )
-        return cluster, cluster.connect()
+        try:
+            return cluster, cluster.connect()
+        except Exception:
+            cluster.shutdown()
+            raise
+
+    def admin_session(self):  # type: ignore[no-untyped-def]
+        s = self.settings
+        return self.session(s.cassandra_admin_user, s.cassandra_admin_password)
 
     def _query_as(self, user: str, password: str, cql: str, *params: object) -> list:
         cluster, session = self.session(user, password)
@@ -528,48 +670,78 @@ class Cassandra(Component):
             cluster.shutdown()
 
     def healthy(self) -> bool:
-        # Up means CQL answers; the pipeline role may not exist yet on first start.
-        s = self.settings
-        for user, password in (
-            (s.cassandra_user, s.cassandra_password),
-            ("cassandra", "cassandra"),
-        ):
-            try:
-                self._query_as(user, password, "SELECT release_version FROM system.local")
-                return True
-            except Exception:
-                continue
-        return False
-
-    def after_healthy(self) -> None:
-        """Create the pipeline's login role, then prove it can log in."""
+        """CQL answers: a refused login is an answer too (first start: no admin role yet)."""
         s = self.settings
         try:
-            self._query_as(s.cassandra_user, s.cassandra_password, "SELECT now() FROM system.local")
-            return
-        except Exception:
-            pass
+            self._query_as(s.cassandra_admin_user, s.cassandra_admin_password, VERSION_CQL)
+        except Exception as err:
+            return "AuthenticationFailed" in repr(err) or "Bad credentials" in str(err)
+        return True
+
+    def after_healthy(self) -> None:
+        """Replace the built-in superuser, then (re)create the login roles with their passwords.
+
+        Privileges on the keyspace are granted by `cap-stock cassandra-setup`, which
+        creates the keyspace.
+        """
         from capstock.cassandra_schema import role_statements
 
-        create, _ = role_statements(s.cassandra_user)
-        self._query_as("cassandra", "cassandra", create, s.cassandra_password)
+        s = self.settings
+        self._ensure_admin()
+        cluster, session = self.admin_session()
+        try:
+            session.execute(f"DROP ROLE IF EXISTS {BUILTIN_SUPERUSER[0]}", timeout=10)
+            for role, password in (
+                (s.cassandra_user, s.cassandra_password),
+                (s.cassandra_reader_user, s.cassandra_reader_password),
+            ):
+                create, alter = role_statements(role)
+                session.execute(create, [password], timeout=10)
+                session.execute(alter, [password], timeout=10)
+        finally:
+            cluster.shutdown()
         wait_until(
-            lambda: bool(
-                self._query_as(
-                    s.cassandra_user, s.cassandra_password, "SELECT now() FROM system.local"
-                )
-            ),
+            lambda: bool(self._query_as(s.cassandra_user, s.cassandra_password, VERSION_CQL)),
             what=f"cassandra login as {s.cassandra_user}",
             timeout=30,
             log_file=self.log_file,
         )
 
-    def version(self) -> str:
+    def _ensure_admin(self) -> None:
+        """Log in as the admin; on first start create it through the built-in superuser."""
         s = self.settings
-        rows = self._query_as(
-            s.cassandra_user, s.cassandra_password, "SELECT release_version FROM system.local"
+        try:
+            self._query_as(s.cassandra_admin_user, s.cassandra_admin_password, VERSION_CQL)
+            return
+        except Exception:
+            pass
+        from capstock.cassandra_schema import role_statements
+
+        create, _ = role_statements(s.cassandra_admin_user, superuser=True)
+        try:
+            self._query_as(*BUILTIN_SUPERUSER, create, s.cassandra_admin_password)
+        except Exception as err:
+            raise StackError(
+                f"cassandra: cannot log in as {s.cassandra_admin_user} (CASSANDRA_ADMIN_PASSWORD "
+                f"in .env) and the built-in superuser is gone ({err}). Put the admin's password "
+                "in .env, or start over with `make clean` (deletes the data)"
+            ) from None
+        print(f"  cassandra: created superuser {s.cassandra_admin_user}; dropping the built-in one")
+        wait_until(
+            lambda: bool(
+                self._query_as(s.cassandra_admin_user, s.cassandra_admin_password, VERSION_CQL)
+            ),
+            what=f"cassandra login as {s.cassandra_admin_user}",
+            timeout=30,
+            log_file=self.log_file,
         )
-        return str(rows[0].release_version)
+
+    def version(self) -> str:
+        cluster, session = self.admin_session()
+        try:
+            return str(session.execute(VERSION_CQL, timeout=10).one().release_version)
+        finally:
+            cluster.shutdown()
 
     def stop(self) -> str:
         pid = self.pid()
@@ -589,6 +761,8 @@ class Cassandra(Component):
                 "127.0.0.1",
                 "-p",
                 str(self.settings.cassandra_jmx_port),
+                "-pwf",
+                str(self.nodetool_login),
                 "drain",
             ],
             capture_output=True,

@@ -20,10 +20,28 @@ mvn_props=(
 mvn_run() { mvn -B -q "${mvn_props[@]}" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'; }
 dep=org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 
+# The services run as an unprivileged user that cannot read root's ~/.m2: copy (or
+# hard-link) each classpath's jars to .stack/lib/<name>/ and point the classpath there.
+localize() {
+  local name=$1 lib="$root/.stack/lib/$1" jar target classpath=()
+  rm -rf "$lib"; mkdir -p "$lib"
+  IFS=: read -r -a jars < "$out/$name.txt" || true  # no newline at the end
+  for jar in "${jars[@]}"; do
+    target="$lib/$(basename "$jar")"
+    if [ -e "$target" ]; then echo "fetch: two $name jars named $(basename "$jar")" >&2; exit 1; fi
+    cp --link "$jar" "$target" 2>/dev/null || cp "$jar" "$target"
+    classpath+=("$target")
+  done
+  (IFS=:; echo "${classpath[*]}") > "$out/$name.txt"
+  chmod -R a+rX "$root/.stack/lib"
+}
+
 echo "fetch: Kafka $KAFKA_VERSION (broker + Connect runtime)"
 mvn_run -f "$root/stack/maven/kafka.pom.xml" "$dep:build-classpath" -Dmdep.outputFile="$out/kafka.txt"
+localize kafka
 echo "fetch: Cassandra $CASSANDRA_VERSION"
 mvn_run -f "$root/stack/maven/cassandra.pom.xml" "$dep:build-classpath" -Dmdep.outputFile="$out/cassandra.txt"
+localize cassandra
 echo "fetch: Debezium PostgreSQL connector $DEBEZIUM_VERSION into plugins/"
 mvn_run -f "$root/plugins/pom.xml" package
 echo "fetch: Cassandra sink (DataStax sink engine $CASSANDRA_SINK_ENGINE_VERSION): build and test plugins/cassandra-sink"

@@ -17,9 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.components import Component, Connect, http_json
-from stack.process import start_detached
-from stack.settings import REPO_ROOT, env, env_int
+from stack.components import Component, connection_env, http_json, own
+from stack.settings import REPO_ROOT, env, env_int, secret
 
 CASSANDRA_PLUGIN = "hadesarchitect-cassandra-datasource"
 PROVISIONING_DIR = REPO_ROOT / "dashboard" / "provisioning"
@@ -74,15 +73,19 @@ class Grafana(Component):
             "GF_SERVER_HTTP_ADDR": "127.0.0.1",
             "GF_SERVER_HTTP_PORT": str(self.port),
             "GF_LOG_MODE": "console",
-            "GF_SECURITY_ADMIN_PASSWORD": env("GRAFANA_ADMIN_PASSWORD", "admin"),
+            "GF_SECURITY_ADMIN_PASSWORD": secret("GRAFANA_ADMIN_PASSWORD"),
             "GF_ANALYTICS_REPORTING_ENABLED": "false",
             "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
             # Grafana 11+ installs it on start (needs grafana.com); otherwise see the docs.
             "GF_PLUGINS_PREINSTALL": CASSANDRA_PLUGIN,
             "GRAFANA_DASHBOARDS_DIR": str(DASHBOARDS_DIR),
             "CASSANDRA_KEYSPACE": env("CASSANDRA_KEYSPACE", "cap_stock"),
-            # The same hosts and credentials the connectors and the sink read.
-            **Connect(s).worker_env(),
+            # Where the stores are, and the read-only logins (datasources.yaml).
+            **connection_env(s),
+            "POSTGRES_READER_USER": s.postgres_reader_user,
+            "POSTGRES_READER_PASSWORD": s.postgres_reader_password,
+            "CASSANDRA_READER_USER": s.cassandra_reader_user,
+            "CASSANDRA_READER_PASSWORD": s.cassandra_reader_password,
         }
 
     def argv(self) -> list[str]:
@@ -98,7 +101,8 @@ class Grafana(Component):
     def launch(self) -> int:
         (self.data / "plugins").mkdir(parents=True, exist_ok=True)
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        return start_detached(self.argv(), self.log_file, self.pid_file, env=self.environment())
+        own(self.settings, self.data, recursive=True)
+        return self.detach(self.argv(), self.log_file, env=self.environment())
 
     def start(self) -> str:
         if not self.installed():

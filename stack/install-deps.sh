@@ -13,7 +13,8 @@ command -v psql >/dev/null || need+=("postgresql-client-$POSTGRES_MAJOR")
 for tool in curl jq; do command -v "$tool" >/dev/null || need+=("$tool"); done
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The system interpreter (the Makefile's venv uses it: services cannot reach /root).
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: system packages present"

@@ -23,7 +23,7 @@ from stack.components import Component, Connect, all_components
 from stack.connect_api import delete_connector
 from stack.grafana import Grafana
 from stack.process import StackError, port_open, start_detached
-from stack.settings import REPO_ROOT, StackSettings, env, env_int
+from stack.settings import REPO_ROOT, StackSettings, dotenv_settings, env, env_int
 
 BIN = Path(sys.executable).parent
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
@@ -36,11 +36,27 @@ SINKS = {
 
 
 def pipeline_env(settings: StackSettings) -> dict[str, str]:
-    """Environment for every pipeline process: the same names the connectors use."""
+    """Environment for our processes (producer, sink, simulator): the same names the
+    connectors use, with the producer's and the sink's logins (not the admin's)."""
+    s = settings
     return {
+        **dotenv_settings(),
         **Connect(settings).worker_env(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
-        "CONNECT_URL": settings.connect_url,
+        "POSTGRES_USER": s.postgres_user,
+        "POSTGRES_PASSWORD": s.postgres_password,
+        "POSTGRES_READER_USER": s.postgres_reader_user,
+        "CASSANDRA_READER_USER": s.cassandra_reader_user,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap,
+        "CONNECT_URL": s.connect_url,
+        "PRODUCER_SPOOL_DIR": str(s.spool_dir),
+    }
+
+
+def admin_env(settings: StackSettings) -> dict[str, str]:
+    """For `cap-stock cassandra-setup` only: it creates the keyspace and grants."""
+    return {
+        "CASSANDRA_ADMIN_USER": settings.cassandra_admin_user,
+        "CASSANDRA_ADMIN_PASSWORD": settings.cassandra_admin_password,
     }
 
 
@@ -59,7 +75,7 @@ class PipelineProcess(Component):
 
     def launch(self) -> int:
         env = {**pipeline_env(self.settings), **self.extra_env}
-        return start_detached(self.argv, self.log_file, self.pid_file, env=env)
+        return self.detach(self.argv, self.log_file, env=env)
 
     def healthy(self) -> bool:
         return self.pid() is not None
@@ -124,14 +140,37 @@ class Producer(PipelineProcess):
             self.extra_env = {"BINANCE_API_URL": self.api_url}
 
 
+@dataclass
+class SupervisorProcess(PipelineProcess):
+    """`python -m stack supervise --foreground`: restarts what crashed (stack/supervisor.py).
+
+    It runs as the runner's own user, not the service user: a restart does what `make up`
+    does (runuser, chown).
+    """
+
+    name: str = "supervisor"
+    source: str = "demo"
+
+    def __post_init__(self) -> None:
+        command = ["supervise", "--foreground", "--source", self.source]
+        self.argv = [sys.executable, "-m", "stack", *command]
+        self.extra_env = {"PYTHONPATH": str(REPO_ROOT)}
+
+    def launch(self) -> int:
+        env = {**pipeline_env(self.settings), **self.extra_env}
+        return start_detached(self.argv, self.log_file, self.pid_file, env=env)
+
+
 def pipeline_components(settings: StackSettings) -> list[PipelineProcess]:
     """Every pipeline process (for status and down), in start order."""
     return [Simulator(settings), PythonSink(settings), Producer(settings)]
 
 
-def run_step(what: str, argv: list[str], settings: StackSettings) -> None:
+def run_step(
+    what: str, argv: list[str], settings: StackSettings, extra: dict[str, str] | None = None
+) -> None:
     print(f"{what} ...", flush=True)
-    env = {**os.environ, **pipeline_env(settings)}
+    env = {**os.environ, **pipeline_env(settings), **(extra or {})}
     result = subprocess.run(argv, env=env, cwd=REPO_ROOT)
     if result.returncode != 0:
         raise StackError(f"{what} failed (exit {result.returncode})")
@@ -140,7 +179,12 @@ def run_step(what: str, argv: list[str], settings: StackSettings) -> None:
 def prepare(settings: StackSettings, sink: str) -> None:
     """Schemas in both stores, then the connectors (the sink connector only for datastax)."""
     run_step("postgres schema", [str(BIN / "cap-stock"), "init-db"], settings)
-    run_step("cassandra schema", [str(BIN / "cap-stock"), "cassandra-setup"], settings)
+    run_step(
+        "cassandra schema",
+        [str(BIN / "cap-stock"), "cassandra-setup"],
+        settings,
+        admin_env(settings),
+    )
     files = [SOURCE_CONFIG, SINK_CONFIG] if sink == "datastax" else [SOURCE_CONFIG]
     run_step(
         "connectors",
@@ -174,7 +218,33 @@ def up(settings: StackSettings, source: str) -> None:
     producer = Producer(settings, api_url=api_url)
     print(f"producer: {producer.start()}", flush=True)
     print(f"grafana: {Grafana(settings).start()}", flush=True)
+    forget_dead_processes(settings)
+    # Last, so it only ever restarts what came up healthy; restarted to pick up `source`.
+    supervisor = SupervisorProcess(settings, source=source)
+    supervisor.stop()
+    print(f"supervisor: {supervisor.start()}, log {supervisor.log_file}", flush=True)
+
+
+def forget_dead_processes(settings: StackSettings) -> list[str]:
+    """Remove pid files of pipeline processes that are not running; returns their names.
+
+    Such a file is left by a process that died before this run (the python sink under
+    CASSANDRA_SINK=datastax, the simulator under live): it is not part of this run, and
+    the supervisor would otherwise bring it back.
+    """
+    forgotten = []
+    for stale in (*pipeline_components(settings), Grafana(settings)):
+        if stale.pid_file.exists() and stale.pid() is None:
+            stale.pid_file.unlink(missing_ok=True)
+            forgotten.append(stale.name)
+    return forgotten
 
 
 def everything(settings: StackSettings) -> list[Component]:
-    return [*all_components(settings), *pipeline_components(settings), Grafana(settings)]
+    """In start order; `down` stops them in reverse, so the supervisor goes first."""
+    return [
+        *all_components(settings),
+        *pipeline_components(settings),
+        Grafana(settings),
+        SupervisorProcess(settings),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -51,9 +52,18 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
 
 
 def start_detached(
-    argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    log_file: Path,
+    pid_file: Path,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    cwd: Path | None = None,
 ) -> int:
-    """Start argv in its own session, stdout/stderr appended to log_file."""
+    """Start argv in its own session, stdout/stderr appended to log_file.
+
+    With `user` (we are root) the process runs as that unprivileged user; files it
+    creates are not readable by other users either way (umask 027).
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
@@ -62,10 +72,27 @@ def start_detached(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), **_home_of(user)},
+            user=user,
+            group=_group_of(user),
+            extra_groups=[] if user else None,
+            umask=0o027,
+            cwd=cwd,
         )
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def _group_of(user: str | None) -> int | None:
+    return pwd.getpwnam(user).pw_gid if user else None
+
+
+def _home_of(user: str | None) -> dict[str, str]:
+    """HOME and USER of `user`: root's home is not readable by it."""
+    if not user:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
 
 
 def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:

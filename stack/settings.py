@@ -6,10 +6,14 @@ names configure the producer, the connectors and the stack.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stack import secrets
+from stack.secrets import ENV_FILE, parse_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_FILE = REPO_ROOT / "versions.env"
@@ -17,16 +21,7 @@ VERSIONS_FILE = REPO_ROOT / "versions.env"
 
 def read_env_file(path: Path) -> dict[str, str]:
     """Parse a KEY=VALUE file (comments and blank lines ignored)."""
-    values: dict[str, str] = {}
-    if not path.exists():
-        return values
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip('"').strip("'")
-    return values
+    return parse_env(path.read_text()) if path.exists() else {}
 
 
 def versions() -> dict[str, str]:
@@ -35,7 +30,36 @@ def versions() -> dict[str, str]:
 
 
 def env(name: str, default: str) -> str:
-    return os.environ.get(name) or _DOTENV.get(name) or default
+    return os.environ.get(name) or _dotenv().get(name) or default
+
+
+@functools.cache
+def _dotenv() -> dict[str, str]:
+    return read_env_file(ENV_FILE)
+
+
+def dotenv_settings() -> dict[str, str]:
+    """Everything in .env except passwords: our processes do not read .env themselves."""
+    return {k: v for k, v in _dotenv().items() if not k.endswith("_PASSWORD")}
+
+
+def ensure_secrets() -> list[str]:
+    """Generate the passwords nobody set yet into .env (first start); see stack/secrets.py."""
+    generated = secrets.ensure_secrets()
+    _dotenv.cache_clear()
+    return generated
+
+
+def secret(name: str) -> str:
+    """A password: set by the user, else generated into .env on first use (no default)."""
+    value = env(name, "")
+    if not value:
+        for generated in ensure_secrets():
+            print(f"stack: generated {generated} into {ENV_FILE} (mode 600)")
+        value = env(name, "")
+    if not value:
+        raise SystemExit(f"stack: {name} is not set; set it in {ENV_FILE}")
+    return value
 
 
 def env_int(name: str, default: int) -> int:
@@ -46,9 +70,6 @@ def env_int(name: str, default: int) -> int:
         raise SystemExit(f"stack: {name}={raw!r} is not a port number") from None
 
 
-_DOTENV = read_env_file(REPO_ROOT / ".env")
-
-
 @dataclass(frozen=True)
 class StackSettings:
     """Directories, ports and credentials of the native stack."""
@@ -56,12 +77,22 @@ class StackSettings:
     home: Path = field(default_factory=lambda: Path(env("STACK_HOME", str(REPO_ROOT / ".stack"))))
     postgres_port: int = field(default_factory=lambda: env_int("POSTGRES_PORT", 5432))
     postgres_db: str = field(default_factory=lambda: env("POSTGRES_DB", "cap_stock_db"))
+    # The roles (see .env.example): producer, Debezium, Grafana. No superuser among them.
     postgres_user: str = field(default_factory=lambda: env("POSTGRES_USER", "cap_stock"))
-    postgres_password: str = field(default_factory=lambda: env("POSTGRES_PASSWORD", "cap_stock"))
-    # PostgreSQL refuses to run as root; as root we run it as this system user.
-    postgres_os_user: str = field(
-        default_factory=lambda: env("STACK_POSTGRES_OS_USER", "capstock")
+    postgres_password: str = field(default_factory=lambda: secret("POSTGRES_PASSWORD"))
+    postgres_cdc_user: str = field(
+        default_factory=lambda: env("POSTGRES_CDC_USER", "cap_stock_cdc")
     )
+    postgres_cdc_password: str = field(default_factory=lambda: secret("POSTGRES_CDC_PASSWORD"))
+    postgres_reader_user: str = field(
+        default_factory=lambda: env("POSTGRES_READER_USER", "cap_stock_reader")
+    )
+    postgres_reader_password: str = field(
+        default_factory=lambda: secret("POSTGRES_READER_PASSWORD")
+    )
+    # Started as root, every service runs as this unprivileged system user instead
+    # (PostgreSQL even refuses root).
+    os_user: str = field(default_factory=lambda: env("STACK_OS_USER", "capstock"))
     kafka_port: int = field(default_factory=lambda: env_int("KAFKA_PORT", 29092))
     kafka_controller_port: int = field(
         default_factory=lambda: env_int("KAFKA_CONTROLLER_PORT", 29093)
@@ -72,8 +103,24 @@ class StackSettings:
         default_factory=lambda: env_int("CASSANDRA_STORAGE_PORT", 7000)
     )
     cassandra_jmx_port: int = field(default_factory=lambda: env_int("CASSANDRA_JMX_PORT", 7199))
+    cassandra_admin_user: str = field(
+        default_factory=lambda: env("CASSANDRA_ADMIN_USER", "cap_stock_admin")
+    )
+    cassandra_admin_password: str = field(
+        default_factory=lambda: secret("CASSANDRA_ADMIN_PASSWORD")
+    )
     cassandra_user: str = field(default_factory=lambda: env("CASSANDRA_USER", "cap_stock"))
-    cassandra_password: str = field(default_factory=lambda: env("CASSANDRA_PASSWORD", "cap_stock"))
+    cassandra_password: str = field(default_factory=lambda: secret("CASSANDRA_PASSWORD"))
+    cassandra_reader_user: str = field(
+        default_factory=lambda: env("CASSANDRA_READER_USER", "cap_stock_reader")
+    )
+    cassandra_reader_password: str = field(
+        default_factory=lambda: secret("CASSANDRA_READER_PASSWORD")
+    )
+    cassandra_jmx_user: str = field(
+        default_factory=lambda: env("CASSANDRA_JMX_USER", "cap_stock_jmx")
+    )
+    cassandra_jmx_password: str = field(default_factory=lambda: secret("CASSANDRA_JMX_PASSWORD"))
     # The data-center name the native node announces (cassandra.yaml's snitch default).
     cassandra_datacenter: str = field(
         default_factory=lambda: env("CASSANDRA_DATACENTER", "datacenter1")
@@ -92,6 +139,11 @@ class StackSettings:
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Rows the producer could not store yet (Postgres away), replayed on its next start."""
+        return self.home / "spool"
 
     @property
     def conf_dir(self) -> Path:
@@ -123,14 +175,14 @@ class StackSettings:
             f"user={self.postgres_user} password={self.postgres_password} connect_timeout=5"
         )
 
-    def postgres_runs_as(self) -> str | None:
-        """The OS user to run Postgres as, or None to run as ourselves."""
+    def runs_as(self) -> str | None:
+        """The OS user services run as, or None to run them as ourselves (not root)."""
         if os.geteuid() != 0:
             return None
-        return self.postgres_os_user
+        return self.os_user
 
-    def postgres_uid_gid(self) -> tuple[int, int] | None:
-        user = self.postgres_runs_as()
+    def service_uid_gid(self) -> tuple[int, int] | None:
+        user = self.runs_as()
         if user is None:
             return None
         entry = pwd.getpwnam(user)

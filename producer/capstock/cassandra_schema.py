@@ -38,20 +38,45 @@ class KeyspaceOptions:
         return f"{{'class': 'SimpleStrategy', 'replication_factor': {self.replication_factor}}}"
 
 
-def role_statements(role: str) -> tuple[str, str]:
-    """CQL to create the pipeline's login role and to re-set its password (bound as %s).
-
-    Role names cannot be bound, so the name is checked against a strict pattern instead.
-    Used by the native stack and by compose's cassandra-init, so both create it alike.
-    """
+def checked_role(role: str) -> str:
+    """Role names cannot be bound, so each is checked against a strict pattern instead."""
     if not ROLE_NAME.match(role):
-        raise ValueError(
-            f"CASSANDRA_USER={role!r} is not allowed: use lower-case letters, digits and _"
-        )
+        raise ValueError(f"role {role!r} is not allowed: use lower-case letters, digits and _")
+    return role
+
+
+def role_statements(role: str, superuser: bool = False) -> tuple[str, str]:
+    """CQL to create a login role and to re-set its password and rank (password bound as %s).
+
+    Used by the native stack and by compose's cassandra-init, so both create roles alike.
+    """
+    rank = f"SUPERUSER = {str(superuser).lower()} AND LOGIN = true"
     return (
-        f"CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = %s AND LOGIN = true",
-        f"ALTER ROLE {role} WITH PASSWORD = %s",
+        f"CREATE ROLE IF NOT EXISTS {checked_role(role)} WITH PASSWORD = %s AND {rank}",
+        f"ALTER ROLE {checked_role(role)} WITH PASSWORD = %s AND {rank}",
     )
+
+
+# What each login role may do on the pipeline's keyspace, and nothing else.
+SINK_PERMISSIONS = ("SELECT", "MODIFY")
+READER_PERMISSIONS = ("SELECT",)
+
+
+def grant_statements(role: str, keyspace: str, permissions: tuple[str, ...]) -> list[str]:
+    """Exactly `permissions` on `keyspace`: anything granted before is revoked first."""
+    role = checked_role(role)
+    return [
+        f"REVOKE ALL PERMISSIONS ON KEYSPACE {keyspace} FROM {role}",
+        *(f"GRANT {p} ON KEYSPACE {keyspace} TO {role}" for p in permissions),
+    ]
+
+
+def access_cql(keyspace: str, sink_role: str, reader_role: str) -> list[str]:
+    """The sink may read and write `keyspace`, the reader (Grafana) only read it."""
+    return [
+        *grant_statements(sink_role, keyspace, SINK_PERMISSIONS),
+        *grant_statements(reader_role, keyspace, READER_PERMISSIONS),
+    ]
 
 
 def keyspace_cql(options: KeyspaceOptions) -> str:

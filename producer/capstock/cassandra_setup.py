@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from capstock.cassandra_schema import KeyspaceOptions, apply_schema
+from capstock.cassandra_schema import KeyspaceOptions, access_cql, apply_schema
 from capstock.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, Command, register, setup_logging
 from capstock.config import _COMMON, LogSettings, load
 from capstock.connectors import SINK_CONFIG, sink_config_is_current, write_sink_config
@@ -27,14 +27,21 @@ CONNECT_ATTEMPTS = 6
 
 
 class CassandraSettings(BaseSettings):
-    """Where the history lives (the native stack creates role cap_stock/cap_stock)."""
+    """Where the history lives and who may do what there.
+
+    The schema is applied as the administrator (CASSANDRA_ADMIN_*), which then grants
+    the sink's role (CASSANDRA_USER) and Grafana's (CASSANDRA_READER_USER) exactly
+    what they need on the keyspace. The stack creates these roles (see .env.example).
+    """
 
     model_config = SettingsConfigDict(**_COMMON, env_prefix="CASSANDRA_")
 
     host: str = Field("127.0.0.1", min_length=1, description="contact point(s), comma-separated")
     port: int = Field(9042, ge=1, le=65535)
+    admin_user: str = Field("cap_stock_admin", min_length=1)
+    admin_password: SecretStr = Field(description="generated into .env on the first start")
     user: str = Field("cap_stock", min_length=1)
-    password: SecretStr = SecretStr("cap_stock")
+    reader_user: str = Field("cap_stock_reader", min_length=1)
     datacenter: str = Field("datacenter1", min_length=1, description="local datacenter name")
     keyspace: str = Field("cap_stock", pattern=r"^[a-z_][a-z0-9_]*$")
     replication_strategy: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = "SimpleStrategy"
@@ -48,8 +55,11 @@ class CassandraSettings(BaseSettings):
             datacenter=self.datacenter,
         )
 
+    def grants(self) -> list[str]:
+        return access_cql(self.keyspace, self.user, self.reader_user)
+
     def session(self):  # type: ignore[no-untyped-def]
-        """(cluster, session) as the configured role, retrying while Cassandra starts."""
+        """(cluster, session) as the administrator, retrying while Cassandra starts."""
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import Cluster, NoHostAvailable
         from cassandra.policies import DCAwareRoundRobinPolicy
@@ -57,7 +67,9 @@ class CassandraSettings(BaseSettings):
         cluster = Cluster(
             [h.strip() for h in self.host.split(",")],
             port=self.port,
-            auth_provider=PlainTextAuthProvider(self.user, self.password.get_secret_value()),
+            auth_provider=PlainTextAuthProvider(
+                self.admin_user, self.admin_password.get_secret_value()
+            ),
             load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=self.datacenter),
             protocol_version=5,
             connect_timeout=10,
@@ -85,12 +97,20 @@ def _cmd_cassandra_setup(_args: argparse.Namespace) -> int:
     except Exception as err:
         print(
             f"cap-stock: cannot reach Cassandra at {settings.host}:{settings.port} as "
-            f"{settings.user}: {err}",
+            f"{settings.admin_user}: {err}",
             file=sys.stderr,
         )
         return EXIT_FAILED
     try:
         apply_schema(session, settings.keyspace_options())
+        for statement in settings.grants():
+            session.execute(statement, timeout=30)
+        log.info(
+            "cassandra-setup: %s may read and write %s, %s may read it",
+            settings.user,
+            settings.keyspace,
+            settings.reader_user,
+        )
     finally:
         cluster.shutdown()
     return EXIT_OK

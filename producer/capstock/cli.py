@@ -5,7 +5,10 @@ turns every registration into an argparse sub-command, so another module adds a 
 calling ``register(Command(...))`` before ``main`` runs (or by adding it to
 :func:`_builtin_commands`).
 
-Exit status: 0 success, 1 a job or command failed, 2 bad configuration or usage.
+Exit status (the ``EXIT_*`` constants): 0 success, 1 a job or command failed (or the
+producer lost rows), 2 bad configuration or usage, 3 the producer stopped with rows it
+could not store in Postgres: they are safe in the spool (``PRODUCER_SPOOL_DIR``) and are
+written on its next start.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ log = logging.getLogger("capstock")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_SPOOLED = 3
+"""``run``/``once`` stopped with rows still in the spool: nothing lost, not yet in Postgres."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,12 @@ def _settings() -> Settings:
 
 def _cmd_init_db(_args: argparse.Namespace) -> int:
     settings = _settings()
-    from capstock.postgres import PostgresWriter
+    from capstock.postgres import Access, PostgresWriter
 
+    pg = settings.postgres
     writer = PostgresWriter(settings.conninfo())
     try:
-        writer.init_schema()
+        writer.init_schema(access=Access(pg.publication, pg.cdc_user, pg.reader_user))
     finally:
         writer.close()
     log.info(
@@ -90,7 +96,6 @@ def _cmd_once(_args: argparse.Namespace) -> int:
 
     producer = build_producer(settings)
     install_signal_handlers(producer.sleeper)
-    producer.writer.init_schema()
     return run_once(producer)
 
 
@@ -100,7 +105,6 @@ def _cmd_run(_args: argparse.Namespace) -> int:
 
     producer = build_producer(settings)
     install_signal_handlers(producer.sleeper)
-    producer.writer.init_schema()
     return run_forever(producer)
 
 
@@ -123,13 +127,15 @@ def _builtin_commands() -> list[Command]:
             "run",
             "run every job on its own schedule until SIGTERM/SIGINT",
             _cmd_run,
-            description="Example: BINANCE_API_URL=http://127.0.0.1:8900/api cap-stock run",
+            description="Example: BINANCE_API_URL=http://127.0.0.1:8900/api cap-stock run   "
+            "# exit 0; 3 if it stopped with rows in the spool (written on the next start)",
         ),
         Command(
             "once",
             "run one full cycle (universe, klines, trades, depth, prices, heartbeat), then exit",
             _cmd_once,
-            description="Example: cap-stock once   # for cron and tests; exit 0 on success",
+            description="Example: cap-stock once   # for cron and tests; exit 0 on success, "
+            "3 if rows were left in the spool",
         ),
         Command(
             "init-db",

@@ -11,9 +11,12 @@ One settings class per component; :class:`Settings` bundles those the producer n
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from psycopg.conninfo import make_conninfo
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,7 +58,7 @@ class ConfigError(Exception):
 
 
 class PostgresSettings(BaseSettings):
-    """Where the producer writes (the native stack creates role cap_stock/cap_stock)."""
+    """Where the producer writes, as the tables' owner (the native stack creates the roles)."""
 
     model_config = SettingsConfigDict(**_COMMON, env_prefix="POSTGRES_")
 
@@ -63,7 +66,12 @@ class PostgresSettings(BaseSettings):
     port: int = Field(5432, ge=1, le=65535)
     db: str = Field("cap_stock_db", min_length=1)
     user: str = Field("cap_stock", min_length=1)
-    password: SecretStr = SecretStr("cap_stock")
+    password: SecretStr = Field(description="generated into .env on the first start")
+    # init-db grants these roles what they need (Debezium's reads and heartbeats, Grafana's
+    # reads) and creates the publication Debezium streams (register-postgres.json).
+    cdc_user: str = Field("cap_stock_cdc", min_length=1)
+    reader_user: str = Field("cap_stock_reader", min_length=1)
+    publication: str = Field("cap_stock_publication", min_length=1)
     connect_timeout: int = Field(5, ge=1, le=300, description="seconds per connection attempt")
 
     def conninfo(self) -> str:
@@ -164,6 +172,35 @@ class JobSettings(BaseSettings):
     retention_batch: int = Field(5000, ge=1, le=1_000_000, description="rows per delete")
 
 
+def default_spool_dir() -> Path:
+    """``$STACK_HOME/spool`` (the environment, then ``.env``), else ``.stack/spool``: the
+    native stack's home, in the working directory (the repository root for ``make demo``)."""
+    home = os.environ.get("STACK_HOME") or dotenv_values(".env").get("STACK_HOME") or ".stack"
+    return Path(home) / "spool"
+
+
+class SpoolSettings(BaseSettings):
+    """Where the producer keeps batches Postgres could not take (see :mod:`capstock.spool`)."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="PRODUCER_SPOOL_")
+
+    dir: Path = Field(
+        default_factory=default_spool_dir,
+        description="default: $STACK_HOME/spool, else .stack/spool",
+    )
+    after_seconds: float = Field(
+        10,
+        ge=0,
+        le=300,
+        description="how long a write retries an unreachable Postgres before spooling",
+    )
+
+    @field_validator("dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().absolute()
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LOG_")
 
@@ -185,12 +222,14 @@ class Settings:
         universe: UniverseSettings,
         jobs: JobSettings,
         log: LogSettings,
+        spool: SpoolSettings,
     ) -> None:
         self.postgres = postgres
         self.binance = binance
         self.universe = universe
         self.jobs = jobs
         self.log = log
+        self.spool = spool
 
     def conninfo(self) -> str:
         return self.postgres.conninfo()
@@ -199,13 +238,24 @@ class Settings:
 _SECRET_FIELDS = {"password", "api_key", "api_secret"}
 
 
+# The only settings without a default are passwords (.env.example, README Security).
+_MISSING_HINT = (
+    "set it in .env or the environment (`make demo` / `make up` generate the "
+    "passwords into .env on the first start)"
+)
+
+
 def _describe(model: type[BaseSettings], err: ValidationError) -> str:
     prefix = model.model_config.get("env_prefix", "")
     lines = []
     for e in err.errors():
         field = str(e["loc"][0]) if e["loc"] else "?"
         var = f"{prefix}{field}".upper()
-        value = "<hidden>" if field in _SECRET_FIELDS else repr(e.get("input"))
+        if e["type"] == "missing":
+            lines.append(f"{var} is not set: {_MISSING_HINT}")
+            continue
+        secret = field in _SECRET_FIELDS or field.endswith("password")
+        value = "<hidden>" if secret else repr(e.get("input"))
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{var}={value} is not allowed: {msg}")
     return "\n".join(lines)
@@ -231,6 +281,7 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         "universe": UniverseSettings,
         "jobs": JobSettings,
         "log": LogSettings,
+        "spool": SpoolSettings,
     }
     for key, model in classes.items():
         try:

@@ -86,6 +86,9 @@ def sink_document(keyspace: str = KEYSPACE, prefix: str | None = None) -> dict:
         "value.converter": STRING_CONVERTER,
         # Never skip a write Cassandra could take later: an outage is retried until it ends.
         "ignoreErrors": "None",
+        # The driver's reconnection waits grow to 60 s by default: after a long outage
+        # the sink would idle up to a minute once Cassandra is back. Cap it at 4 s.
+        "datastax-java-driver.advanced.reconnection-policy.max-delay": "4 seconds",
         # A record the engine cannot map is counted, logged once and parked in the
         # dead-letter topic; the rest keeps flowing.
         "errors.tolerance": "all",

@@ -8,10 +8,15 @@ Each job run ends with one log line, for example::
 ``weight`` is what this run requested, ``used_1m`` the exchange's count for the current
 minute (``X-MBX-USED-WEIGHT-1M``), ``changed`` the rows inserted or updated (the rest were
 already stored), ``skipped`` symbols the exchange rejected, ``failed`` symbols whose fetch
-gave up after retries.
+gave up after retries. ``spooled=N`` is added when Postgres was unreachable and N of the
+rows went to the local spool instead (:mod:`capstock.spool`).
 
 A job that is interrupted by a shutdown stops fetching, writes what it already has and
 returns: the batch in hand is finished.
+
+While the exchange bans the IP (HTTP 418), the jobs that call it (:data:`EXCHANGE_JOBS`)
+return at once without a request and without a job line; the start and the end of the
+ban are logged once each. The heartbeat and retention need no exchange and keep running.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from capstock.backoff import Interrupted, RetriesExhausted, Sleeper
 from capstock.config import Settings
-from capstock.exchange.client import ExchangeClient, RequestRejected, SymbolRejected
-from capstock.postgres import PostgresWriter
+from capstock.exchange.client import Banned, ExchangeClient, RequestRejected, SymbolRejected
+from capstock.postgres import WriteResult
 from capstock.tables import (
     HEARTBEAT,
     KLINE_DATA,
@@ -52,6 +57,20 @@ from capstock.universe import Ranked, rank_universe
 log = logging.getLogger("capstock.jobs")
 
 HEARTBEAT_SOURCE = "producer"
+EXCHANGE_JOBS = ("ticker_24hr", "klines", "trades", "depth", "prices")
+"""Jobs that call the exchange, so skip while it bans us."""
+
+
+class Writer(Protocol):
+    """What the jobs need from a writer (:class:`capstock.spool.SpoolingWriter`)."""
+
+    def write(self, table: Table, rows: list[dict]) -> WriteResult: ...
+
+    def delete_older_than(self, table: Table, cutoff: datetime, batch: int) -> int: ...
+
+    def last_trade_id(self, symbol: str) -> int | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -68,6 +87,9 @@ class JobResult:
     used_1m: int = 0
     duration_ms: int = 0
     interrupted: bool = False
+    spooled: int = 0
+    banned: bool = False
+    """The exchange banned us before or during this run (the rest of it was skipped)."""
 
     def line(self) -> str:
         return (
@@ -75,7 +97,9 @@ class JobResult:
             f"bad={self.bad} skipped={len(self.skipped)} failed={len(self.failed)} "
             f"gaps={self.gaps} "
             f"weight={self.weight} used_1m={self.used_1m} duration_ms={self.duration_ms}"
+            + (f" spooled={self.spooled}" if self.spooled else "")
             + (" interrupted=true" if self.interrupted else "")
+            + (" banned=true" if self.banned else "")
         )
 
 
@@ -86,7 +110,7 @@ class Producer:
         self,
         settings: Settings,
         exchange: ExchangeClient,
-        writer: PostgresWriter,
+        writer: Writer,
         *,
         sleeper: Sleeper,
         clock: Callable[[], float] | None = None,
@@ -101,9 +125,26 @@ class Producer:
         self.last_trade_ids: dict[str, int | None] = {}
         self.trade_gaps_total = 0
         self.trade_ids_missing_total = 0
+        self._ban_logged = False
 
     def _now(self):
         return now_utc(self._clock)
+
+    def exchange_banned(self) -> bool:
+        """True while the exchange bans us; logs when a ban starts and when it ends."""
+        banned = self.exchange.banned
+        if banned and not self._ban_logged:
+            until = datetime.fromtimestamp(self.exchange.banned_until, UTC)
+            log.warning(
+                "exchange ban (HTTP 418) until %s: skipping %s until then; "
+                "heartbeat and retention keep running",
+                until.isoformat(timespec="seconds"),
+                " ".join(EXCHANGE_JOBS),
+            )
+        elif not banned and self._ban_logged:
+            log.info("exchange ban over: %s resume", " ".join(EXCHANGE_JOBS))
+        self._ban_logged = banned
+        return banned
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -118,10 +159,13 @@ class Producer:
         written = self.writer.write(table, rows)
         result.rows += written.rows
         result.changed += written.changed
+        result.spooled += written.spooled
 
     def _per_symbol(
         self, job: str, table: Table, fetch: Callable[[Ranked, JobResult], list[dict]]
     ) -> JobResult:
+        if self.exchange_banned():
+            return JobResult(job, banned=True)
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
         result = JobResult(job)
         if not self.universe:
@@ -150,6 +194,9 @@ class Producer:
             except Interrupted:
                 result.interrupted = True
                 break
+            except Banned:
+                result.banned = self.exchange_banned()
+                break
         self._write(result, table, rows)
         return self._finish(result, started, weight0)
 
@@ -163,6 +210,8 @@ class Producer:
         rejects the list (-1121 for any unknown symbol), each symbol is asked for alone and
         the rejected ones are skipped from then on.
         """
+        if self.exchange_banned():
+            return JobResult("ticker_24hr", banned=True)
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
         result = JobResult("ticker_24hr")
         u = self.settings.universe
@@ -174,6 +223,9 @@ class Producer:
             return self._finish(result, started, weight0)
         except Interrupted:
             result.interrupted = True
+            return self._finish(result, started, weight0)
+        except Banned:
+            result.banned = self.exchange_banned()
             return self._finish(result, started, weight0)
         ranked = rank_universe(
             tickers,
@@ -318,6 +370,8 @@ class Producer:
 
     def prices(self) -> JobResult:
         """Latest prices for the whole universe in one ``symbols`` call (weight 4)."""
+        if self.exchange_banned():
+            return JobResult("prices", banned=True)
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
         result = JobResult("prices")
         if not self.universe:
@@ -332,6 +386,8 @@ class Producer:
                 result.failed.append("*")
             except Interrupted:
                 result.interrupted = True
+            except Banned:
+                result.banned = self.exchange_banned()
         ts = self._now()
         rows, result.bad = parse_each(
             raw, lambda p: price_row(p, ts=ts, ingested_at=ts), context="prices"

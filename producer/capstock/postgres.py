@@ -6,7 +6,10 @@ so writing the same batch twice changes nothing (``ON CONFLICT``). If the connec
 lost (server restart, ``pg_terminate_backend``, network), the writer reconnects with
 backoff and writes the same batch again; the caller keeps its rows until ``write``
 returns. After a shutdown request it keeps trying for :data:`SHUTDOWN_GRACE_SECONDS`
-and then raises :class:`WriteAbandoned` (logged with the number of rows lost).
+and then raises :class:`WriteAbandoned`. With a ``patience`` (seconds), every operation
+gives up sooner, raising :class:`DatabaseUnavailable` once the database has been
+unreachable that long (``0``: a single attempt); :class:`capstock.spool.SpoolingWriter`
+uses that to keep the batch on disk instead.
 
 Two strategies, same SQL semantics:
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -32,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from capstock.backoff import Backoff, Interrupted, Sleeper
-from capstock.tables import TABLES, Table, postgres_ddl
+from capstock.tables import TABLES, Table, grant_sql, postgres_ddl, publication_sql
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,11 @@ Strategy = Literal["copy", "executemany"]
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
-class WriteAbandoned(Exception):
+class DatabaseUnavailable(Exception):
+    """The database stayed unreachable for the writer's patience: nothing was written."""
+
+
+class WriteAbandoned(DatabaseUnavailable):
     """Shutdown was requested and the database stayed unreachable: the batch was not written."""
 
 
@@ -57,6 +64,8 @@ class WriteResult:
     changed: int
     """Rows inserted or updated; ``rows - changed`` were already present and unchanged."""
     attempts: int
+    spooled: int = 0
+    """Rows kept in the local spool instead (Postgres unreachable); they count in ``rows``."""
 
 
 def dedupe(table: Table, rows: Iterable[dict]) -> list[tuple]:
@@ -99,6 +108,36 @@ def stage_name(table: Table) -> str:
     return f"_stage_{table.name}"
 
 
+def error_line(error: BaseException) -> str:
+    """The first line of a driver error (libpq messages run over several lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who else uses the tables: Debezium (its publication and role) and Grafana."""
+
+    publication: str
+    cdc_role: str
+    reader_role: str
+
+
+def grant_access(cur: psycopg.Cursor, access: Access, tables: list[Table]) -> None:
+    """The publication over `tables`, and SELECT for the roles that exist (others are warned)."""
+    create, repoint = publication_sql(access.publication, tables)
+    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", [access.publication])
+    cur.execute(repoint if cur.fetchone() else create)
+    roles = [access.cdc_role, access.reader_role]
+    cur.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles])
+    present = {row[0] for row in cur.fetchall()}
+    for missing in sorted(set(roles) - present):
+        log.warning("init-db: role %s does not exist; no privileges granted to it", missing)
+    writer = access.cdc_role if access.cdc_role in present else None
+    for statement in grant_sql(tables, sorted(present), heartbeat_writer=writer):
+        cur.execute(statement)
+
+
 class PostgresWriter:
     """Writes row batches; owns one connection, replaced whenever it breaks."""
 
@@ -110,8 +149,11 @@ class PostgresWriter:
         strategy: Strategy = "copy",
         backoff: Callable[[], Backoff] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        patience: float | None = None,
     ) -> None:
         self.conninfo = conninfo
+        self.patience = patience
+        """Seconds of unreachability before giving up; None retries until shutdown."""
         self.sleeper = sleeper or Sleeper()
         self.strategy = strategy
         self._backoff = backoff or (
@@ -142,13 +184,25 @@ class PostgresWriter:
     def close(self) -> None:
         self._drop_connection()
 
+    @contextlib.contextmanager
+    def patience_of(self, seconds: float | None) -> Iterator[None]:
+        """Use another :attr:`patience` for the operations inside the ``with`` block."""
+        saved, self.patience = self.patience, seconds
+        try:
+            yield
+        finally:
+            self.patience = saved
+
     def _with_retry(
         self, what: str, fn: Callable[[psycopg.Connection], object]
     ) -> tuple[object, int]:
-        """Run ``fn(conn)``; on connection errors reconnect with backoff and run it again."""
+        """Run ``fn(conn)``; on connection errors reconnect with backoff and run it again,
+        until :attr:`patience` runs out (:class:`DatabaseUnavailable`) or a shutdown's
+        grace period ends (:class:`WriteAbandoned`)."""
         backoff = self._backoff()
         attempts = 0
         grace_deadline: float | None = None
+        first_failure: float | None = None
         while True:
             attempts += 1
             try:
@@ -156,13 +210,21 @@ class PostgresWriter:
             except CONNECTION_ERRORS as e:
                 self._drop_connection()
                 self.reconnects += 1
+                error = error_line(e)
+                now = self._clock()
+                if first_failure is None:
+                    first_failure = now
+                if self.patience is not None and now - first_failure >= self.patience:
+                    raise DatabaseUnavailable(f"{what}: {error}") from e
                 delay = backoff.next_delay()
+                if self.patience is not None:
+                    delay = min(delay, first_failure + self.patience - now)
                 log.warning(
                     "postgres unavailable during %s attempt=%d retry_in=%.2fs error=%s",
                     what,
                     attempts,
                     delay,
-                    str(e).strip().splitlines()[0] if str(e) else e,
+                    error,
                 )
                 if self.sleeper.stopped:
                     now = self._clock()
@@ -178,14 +240,20 @@ class PostgresWriter:
 
     # -- schema ----------------------------------------------------------------------------
 
-    def init_schema(self, tables: Iterable[Table] | None = None) -> None:
-        """Create every declared table that does not exist yet (idempotent)."""
-        ddl = [postgres_ddl(t) for t in (tables or TABLES.values())]
+    def init_schema(
+        self, tables: Iterable[Table] | None = None, access: Access | None = None
+    ) -> None:
+        """Create every declared table that does not exist yet (idempotent); with `access`,
+        the publication Debezium reads and the other roles' privileges too."""
+        chosen = list(tables or TABLES.values())
+        ddl = [postgres_ddl(t) for t in chosen]
 
         def apply(conn: psycopg.Connection) -> None:
             with conn.transaction(), conn.cursor() as cur:
                 for statement in ddl:
                     cur.execute(statement)
+                if access is not None:
+                    grant_access(cur, access, chosen)
 
         self._with_retry("init-db", apply)
 

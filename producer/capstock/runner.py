@@ -1,4 +1,10 @@
-"""Wiring and the two ways to run the producer: one cycle, or scheduled jobs until a signal."""
+"""Wiring and the two ways to run the producer: one cycle, or scheduled jobs until a signal.
+
+Both start by writing what an earlier run left in the spool (:mod:`capstock.spool`), and
+both end with one line saying how they stopped. Their exit status (``cli.EXIT_*``):
+``EXIT_OK``; ``EXIT_SPOOLED`` when rows are still in the spool (safe on disk, written on
+the next start); ``EXIT_FAILED`` when rows were lost or, for ``once``, a job failed.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,12 @@ from types import FrameType
 import schedule
 
 from capstock.backoff import Interrupted, Sleeper
+from capstock.cli import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED
 from capstock.config import Settings
 from capstock.exchange.client import ExchangeClient
 from capstock.jobs import JobResult, Producer
-from capstock.postgres import PostgresWriter, WriteAbandoned
+from capstock.postgres import DatabaseUnavailable, PostgresWriter, WriteAbandoned
+from capstock.spool import Spool, SpoolingWriter
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +32,11 @@ MAX_IDLE_SECONDS = 1.0
 def build_producer(settings: Settings, *, sleeper: Sleeper | None = None) -> Producer:
     sleeper = sleeper or Sleeper()
     exchange = ExchangeClient(settings.binance, sleeper=sleeper)
-    writer = PostgresWriter(settings.conninfo(), sleeper=sleeper)
+    writer = SpoolingWriter(
+        PostgresWriter(settings.conninfo(), sleeper=sleeper),
+        Spool(settings.spool.dir),
+        spool_after=settings.spool.after_seconds,
+    )
     return Producer(settings, exchange, writer, sleeper=sleeper)
 
 
@@ -62,28 +74,80 @@ class _Guard:
             log.exception("job=%s failed (will run again on schedule)", self.name)
 
 
+def _writer(producer: Producer) -> SpoolingWriter:
+    writer = producer.writer
+    if not isinstance(writer, SpoolingWriter):
+        raise TypeError("run_once and run_forever need a SpoolingWriter (see build_producer)")
+    return writer
+
+
+def _stopped(writer: SpoolingWriter, status: int) -> int:
+    """The last attempt to empty the spool, then the final log line and the exit status."""
+    try:
+        writer.replay()
+    except DatabaseUnavailable:
+        pass
+    except Exception:
+        log.exception("replaying the spool at shutdown failed")
+    finally:
+        writer.close()
+    files, rows = writer.pending()
+    if writer.lost_rows:
+        log.error(
+            "producer stopped: %d rows lost (postgres unreachable, spool unusable)%s (exit %d)",
+            writer.lost_rows,
+            f"; {rows} rows in the spool {writer.spool.directory} will be written on the next start"
+            if rows
+            else "",
+            EXIT_FAILED,
+        )
+        return EXIT_FAILED
+    if files:
+        log.warning(
+            "producer stopped with %d rows not yet in postgres: they are safe in %d files in "
+            "the spool %s and will be written on the next start (exit %d)",
+            rows,
+            files,
+            writer.spool.directory,
+            EXIT_SPOOLED,
+        )
+        return status if status != EXIT_OK else EXIT_SPOOLED
+    log.info("producer stopped%s", "" if status == EXIT_OK else f" (exit {status})")
+    return status
+
+
 def run_once(producer: Producer) -> int:
-    """One full cycle. Exit status 0 when every job ran, 1 when a job failed outright."""
-    status = 0
+    """One full cycle (the spool first). Exit status: see the module docstring; a job that
+    raised, or that the exchange's ban skipped, makes it EXIT_FAILED."""
+    writer = _writer(producer)
+    writer.open()
+    status = EXIT_OK
     try:
         for name, job in producer.jobs().items():
             if producer.sleeper.stopped:
                 break
             try:
-                job()
+                result = job()
             except (Interrupted, WriteAbandoned) as e:
                 log.warning("job=%s stopped: %s", name, e)
-                return 0 if producer.sleeper.stopped else 1
+                if not producer.sleeper.stopped:
+                    status = EXIT_FAILED
+                break
             except Exception:
                 log.exception("job=%s failed", name)
-                status = 1
+                status = EXIT_FAILED
+            else:
+                if result.banned:
+                    status = EXIT_FAILED
     finally:
-        producer.writer.close()
+        status = _stopped(writer, status)
     return status
 
 
 def run_forever(producer: Producer) -> int:
-    """Every job on its own interval until SIGTERM/SIGINT, then exit 0."""
+    """The spool first, then every job on its own interval until SIGTERM/SIGINT. Exit status:
+    see the module docstring."""
+    writer = _writer(producer)
     j = producer.settings.jobs
     intervals = {
         "ticker_24hr": j.ticker_seconds,
@@ -98,11 +162,14 @@ def run_forever(producer: Producer) -> int:
     for name, job in producer.jobs().items():
         scheduler.every(intervals[name]).seconds.do(_Guard(name, job)).tag(name)
     sleeper = producer.sleeper
-    log.info(
-        "producer running: %s",
-        " ".join(f"{name}_every={seconds:g}s" for name, seconds in intervals.items()),
-    )
+    status = EXIT_OK
+    writer.open()
     try:
+        log.info(
+            "producer running: %s spool=%s",
+            " ".join(f"{name}_every={seconds:g}s" for name, seconds in intervals.items()),
+            writer.spool.directory,
+        )
         scheduler.run_all()
         while not sleeper.stopped:
             scheduler.run_pending()
@@ -112,7 +179,7 @@ def run_forever(producer: Producer) -> int:
         pass
     except WriteAbandoned as e:
         log.error("stopping with an unwritten batch: %s", e)
+        status = EXIT_FAILED
     finally:
-        producer.writer.close()
-    log.info("producer stopped")
-    return 0
+        status = _stopped(writer, status)
+    return status

@@ -32,6 +32,7 @@ heartbeat      none       one row per source, overwritten on every beat
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -311,3 +312,35 @@ def postgres_ddl(table: Table) -> str:
 def postgres_schema() -> str:
     """DDL for every table, in declaration order."""
     return "\n\n".join(postgres_ddl(t) for t in TABLES.values()) + "\n"
+
+
+def publication_sql(publication: str, tables: Iterable[Table]) -> tuple[sql.Composed, sql.Composed]:
+    """CREATE and ALTER (re-point) of the publication Debezium streams (pgoutput).
+
+    The tables' owner creates it, so Debezium's role needs no ownership
+    (register-postgres.json: publication.autocreate.mode=disabled).
+    """
+    names = sql.SQL(", ").join(sql.Identifier(t.name) for t in tables)
+    name = sql.Identifier(publication)
+    return (
+        sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(name, names),
+        sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(name, names),
+    )
+
+
+def grant_sql(
+    tables: Iterable[Table], readers: Iterable[str], heartbeat_writer: str | None
+) -> list[sql.Composable]:
+    """SELECT on every table for the reading roles; Debezium also writes its heartbeat row."""
+    tables = list(tables)
+    names = sql.SQL(", ").join(sql.Identifier(t.name) for t in tables)
+    statements: list[sql.Composable] = [
+        sql.SQL("GRANT SELECT ON {} TO {}").format(names, sql.Identifier(role)) for role in readers
+    ]
+    if heartbeat_writer and HEARTBEAT in tables:
+        statements.append(
+            sql.SQL("GRANT INSERT, UPDATE ON {} TO {}").format(
+                sql.Identifier(HEARTBEAT.name), sql.Identifier(heartbeat_writer)
+            )
+        )
+    return statements

@@ -3,8 +3,9 @@
 The pipeline's default sink is the DataStax sink engine inside Kafka Connect. This
 process is the selectable alternative: it reads the very same connector JSON
 (`register_cassandra.json`) and behaves like the engine for the pipeline's column types:
-flat JSON rows in, the engine's conversions (codecs.py), nulls left unset, unmappable
-records to the dead-letter topic or a stop, per the config's error settings.
+flat JSON rows in, the engine's conversions (codecs.py, two stricter rules for text),
+nulls left unset, unmappable records and records Cassandra refuses to the dead-letter
+topic or a stop, per the config's error settings.
 
 It gives the same guarantee: at-least-once delivery into idempotent upserts keyed by
 each table's primary key, so a replay after a crash rewrites identical rows and never

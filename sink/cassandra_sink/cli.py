@@ -10,7 +10,13 @@ from pathlib import Path
 
 from cassandra_sink.config import SinkConfigError, load_config_file
 from cassandra_sink.deadletter import DeadLetterError
-from cassandra_sink.runner import GROUP_PREFIX, CassandraSink, RecordFailed
+from cassandra_sink.runner import (
+    GROUP_PREFIX,
+    CassandraSink,
+    KafkaFailed,
+    RecordFailed,
+    WriteAbandoned,
+)
 
 EPILOG = f"""\
 Reads flat JSON rows (Debezium's ExtractNewRecordState at the source) and converts each
@@ -22,8 +28,15 @@ stops the sink (errors.tolerance=none, the default).
 The consumer group defaults to {GROUP_PREFIX}<connector name>, never Connect's
 connect-<connector name>: switching between the two sinks must not share offsets.
 
-exit status: 0 stopped by SIGTERM/SIGINT, 1 stopped at a bad record or an undeliverable
-dead letter (nothing of that batch committed), 2 unusable config.
+A record Cassandra refuses as invalid is handled the same way (only that record: a
+refused batch is written again row by row). Cassandra away or slow: the batch is retried
+(pauses up to 5 s) and never skipped. The consumer joins with the static member id
+<group>-0, so a restarted sink takes its partitions back at once; run one process per
+group (a second one fences the first, which then stops).
+
+exit status: 0 stopped by SIGTERM/SIGINT, 1 stopped at a bad record, an undeliverable
+dead letter, a batch Cassandra had not taken by the stop, or a fatal Kafka error (the
+batch in hand is not committed: the next start writes it again), 2 unusable config.
 """
 
 
@@ -58,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except SinkConfigError as err:
         print(f"cap-stock-sink: {err}", file=sys.stderr)
         return 2
-    except (RecordFailed, DeadLetterError) as err:
+    except (RecordFailed, DeadLetterError, WriteAbandoned, KafkaFailed) as err:
         print(f"cap-stock-sink: stopped: {err}", file=sys.stderr)
         return 1
 

@@ -5,7 +5,13 @@ reads a record's JSON with Jackson (floats as BigDecimal with trailing zeros str
 integers exact) and converts each field with the topic's codec settings
 (`topic.<topic>.codec.*`). This module reproduces those conversions for the column
 types the pipeline uses; `records.py` reproduces the JSON reading. Every row below was
-checked against the engine's own codec classes.
+checked against the engine's own codec classes, except two deliberate, stricter rules for
+text columns (marked "strict" below; the Connect adapter must apply them too, or the two
+sinks store different rows): an array or object is rejected, where the engine stores its
+compact JSON, and a text longer than TEXT_MAX_CHARS is rejected, where the engine stores
+anything up to Cassandra's limits. Every text column of the pipeline holds a short
+identifier (a symbol, an interval, a book side, a heartbeat source), so a long text or a
+JSON container there is a malformed record, not data.
 
 Codec settings (defaults): locale en_US (the only one supported here), timeZone UTC,
 timestamp CQL_TIMESTAMP (or UNITS_SINCE_EPOCH), date ISO_LOCAL_DATE (or ISO_DATE),
@@ -27,7 +33,9 @@ beyond a double     "Infinity"             rejected              rejected
 "" (empty string)   ""                     null                  null
 other string        as is                  number text (1)       number text (1), then an
                                                                  exact integer in range
-array / object      compact JSON           null                  null
+array / object      rejected (strict)      null                  null
+longer than         rejected (strict)      -                     -
+TEXT_MAX_CHARS
 ==================  =====================  ====================  ===========================
 
 ==================  ========================  =====================  =====================
@@ -114,6 +122,12 @@ BOOLEAN_WORDS = {
     "yes": True, "no": False, "true": True, "false": False,
 }  # fmt: skip
 
+# The longest text accepted, in Unicode code points (Java: String.codePointCount). The
+# pipeline's text columns are short identifiers (BTCUSDT, 1m, BUY, producer); 256 leaves
+# ample room and keeps a runaway value out of a partition key. The Connect adapter must
+# use the same number.
+TEXT_MAX_CHARS = 256
+
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _NS_PER_S = 1_000_000_000
@@ -182,18 +196,22 @@ def convert(value: Json, cql_type: str, codecs: Codecs = DEFAULT_CODECS) -> Any:
 
 
 def _text(value: Json) -> str:
-    text = (
-        value
-        if isinstance(value, str)
-        else jackson_json(value)
-        if isinstance(value, list | dict)
-        else jackson_text(value)
-    )
+    if isinstance(value, list | dict):
+        # Strict: the engine would store the container's compact JSON.
+        raise Rejected(f"{_show(value)[:80]} is a JSON {_container(value)}, not text")
+    text = value if isinstance(value, str) else jackson_text(value)
+    if len(text) > TEXT_MAX_CHARS:
+        # Strict: the engine stores any length Cassandra takes.
+        raise Rejected(f"text of {len(text)} characters is longer than {TEXT_MAX_CHARS}")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise Rejected(f"{_show(value)} is not valid Unicode (a lone surrogate)") from None
     return text
+
+
+def _container(value: list[Any] | dict[str, Any]) -> str:
+    return "array" if isinstance(value, list) else "object"
 
 
 def jackson_text(value: bool | int | Decimal | float | str) -> str:

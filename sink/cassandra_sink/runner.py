@@ -4,7 +4,15 @@ Guarantee: offsets are committed only after every row of the batch is written (a
 dead letter acknowledged), so a crash replays the batch; the writes are upserts by
 primary key, so the replay leaves Cassandra exactly as before. Records that cannot become
 rows are handled per the config's error policy (deadletter.py): parked in the dead-letter
-topic, skipped, or the sink stops before writing the batch.
+topic, skipped, or the sink stops before writing the batch. So is a record Cassandra
+refuses as invalid: that record alone (its batch neighbours are still written, see
+writer.py), after which the sink moves on.
+
+Cassandra away, restarting, overloaded or slow: the batch is retried, never skipped,
+with a pause doubling from RETRY_BASE_S up to RETRY_CAP_S, cut short as soon as the
+driver reconnects to a node, so writes resume within seconds of Cassandra's return.
+Kafka away: one log line when it goes, one when it is back (kafka.py); the consumer uses
+static group membership, so a crashed and restarted sink gets its partitions back at once.
 
 The sink has its own consumer group, `cap-stock-python-sink-<connector name>` by default:
 Connect's sink uses `connect-<connector name>`, and sharing it would make one sink
@@ -17,26 +25,51 @@ import logging
 import random
 import signal
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra.cluster import Session
+from cassandra import AuthenticationFailed
+from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import UNSET_VALUE
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaException, Message
 
-from cassandra_sink.config import SinkConfig
-from cassandra_sink.deadletter import Action, DeadLetterQueue, action_for, ensure_topic
+from cassandra_sink.config import SinkConfig, SinkConfigError
+from cassandra_sink.deadletter import (
+    MAPPING_ERROR,
+    Action,
+    DeadLetterQueue,
+    action_for,
+    ensure_topic,
+)
+from cassandra_sink.kafka import KafkaState, consumer_config, instance_id
 from cassandra_sink.records import BadRecord, decode
-from cassandra_sink.writer import PreparedTable, connect, prepare, write
+from cassandra_sink.writer import (
+    PreparedTable,
+    Refusal,
+    Row,
+    Source,
+    TransientWriteError,
+    connect,
+    hosts_up,
+    prepare,
+    write_rows,
+)
 
 log = logging.getLogger("cassandra_sink")
 
 BATCH_MAX_RECORDS = 2000
 POLL_TIMEOUT_S = 0.2
 RETRY_BASE_S = 0.5
-RETRY_CAP_S = 30.0
+# Short enough that writes resume within seconds of Cassandra's return even when the
+# driver's reconnection is not noticed (a node up but failing requests).
+RETRY_CAP_S = 5.0
+# Attempts left to a batch in hand once SIGTERM has arrived, before giving it up unwritten
+# (uncommitted: the next start replays it).
+STOP_ATTEMPTS = 3
+WAIT_STEP_S = 0.2
+STILL_FAILING_LOG_S = 60.0
 STATS_EVERY_S = 30.0
 GROUP_PREFIX = "cap-stock-python-sink-"
 
@@ -68,6 +101,8 @@ class Failure:
     msg: Message
     table: str
     reason: str
+    write: bool = False  # Cassandra refused it (else: it could not be mapped)
+    error_class: str = MAPPING_ERROR
 
     def describe(self) -> str:
         return (
@@ -77,15 +112,28 @@ class Failure:
 
 
 class RecordFailed(RuntimeError):
-    """errors.tolerance=none and a record could not be mapped: the sink stops."""
+    """errors.tolerance=none and a record could not be written: the sink stops."""
+
+
+class WriteAbandoned(RuntimeError):
+    """Stopping while Cassandra does not take the batch in hand; it stays uncommitted."""
+
+
+class KafkaFailed(RuntimeError):
+    """A fatal Kafka client error (e.g. fenced by another sink with the same instance id)."""
+
+
+def retry_delay(attempt: int) -> float:
+    """The pause before write retry `attempt` (1, 2, ...): doubling, capped, jittered so
+    that a restarted Cassandra does not see every client at once."""
+    return min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass
 class Plan:
-    """One batch: rows per statement, the table owning each statement, failed records."""
+    """One batch: a row per primary key written, the records that cannot be mapped."""
 
-    batches: dict[Any, list[list[Any]]] = field(default_factory=lambda: defaultdict(list))
-    owners: dict[Any, PreparedTable] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     tombstones: int = 0
 
@@ -109,9 +157,11 @@ def _merge(older: Image, newer: Image, table: PreparedTable) -> Image:
 
 
 def plan_batch(messages: Sequence[Message], tables: dict[str, list[PreparedTable]]) -> Plan:
-    """Map every record of a batch onto its tables, keeping one write per primary key."""
+    """Map every record of a batch onto its tables, keeping one write per primary key
+    (and, per row, each record's own image, for writing them alone if Cassandra refuses
+    the row)."""
     plan = Plan()
-    latest: dict[tuple[str, tuple], tuple[PreparedTable, Image]] = {}
+    rows: dict[tuple[str, tuple], Row] = {}
     for msg in messages:
         topic_tables = tables.get(msg.topic() or "", [])
         try:
@@ -131,15 +181,25 @@ def plan_batch(messages: Sequence[Message], tables: dict[str, list[PreparedTable
             # Upserts carry the whole row, deletes only the primary key.
             is_upsert = statement is table.upsert
             key = tuple(values[i] for i in table.key_positions) if is_upsert else tuple(values)
-            slot = (table.name, key)
-            image: Image = (statement, values)
-            if slot in latest:
-                image = _merge(latest.pop(slot)[1], image, table)
-            latest[slot] = (table, image)
-    for table, (statement, values) in latest.values():
-        plan.batches[statement].append(values)
-        plan.owners[statement] = table
+            source = Source(msg, statement, values)
+            row = rows.get((table.name, key))
+            if row is None:
+                rows[(table.name, key)] = Row(table, statement, values, [source])
+                continue
+            row.statement, row.values = _merge(
+                (row.statement, row.values), (statement, values), table
+            )
+            row.sources.append(source)
+    plan.rows = list(rows.values())
     return plan
+
+
+def written_per_table(rows: Iterable[Row], refusals: Iterable[Refusal]) -> Counter[str]:
+    """Rows stored per table: those with at least one record Cassandra did not refuse."""
+    refused = {id(r.source) for r in refusals}
+    return Counter(
+        row.table.mapping.table for row in rows if any(id(s) not in refused for s in row.sources)
+    )
 
 
 class CassandraSink:
@@ -149,6 +209,7 @@ class CassandraSink:
         self.group_id = group_id or default_group_id(config.name)
         self.stats = SinkStats()
         self.action = action_for(config.errors)
+        self.kafka = KafkaState()
         self._dead_letters: DeadLetterQueue | None = None
         self._stopping = False
 
@@ -156,21 +217,7 @@ class CassandraSink:
         """Finish the batch in hand, commit, then leave the loop."""
         self._stopping = True
 
-    def _consumer(self) -> Consumer:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": self.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "allow.auto.create.topics": False,
-                # Debezium creates a table's topic on its first change: notice it soon.
-                "topic.metadata.refresh.interval.ms": 5000,
-                "log_level": 3,
-            }
-        )
-        consumer.subscribe(self.config.topics)
-        return consumer
+    # --- bad records ------------------------------------------------------------------
 
     def handle_failures(self, failures: Iterable[Failure]) -> None:
         """Log and count each failed record once, then park, skip or stop (RecordFailed).
@@ -179,14 +226,16 @@ class CassandraSink:
         @<offset>"), so one grep finds bad records whichever sink runs."""
         for failure in failures:
             self.stats.bad_records[failure.table] += 1
-            if self.action is Action.STOP:
+            action = action_for(self.config.errors, failure.write)
+            if action is Action.STOP:
                 raise RecordFailed(
                     f"Rejected record {failure.describe()} (errors.tolerance=none: set "
                     "errors.tolerance=all and errors.deadletterqueue.topic.name to park bad "
                     "records instead of stopping)"
                 )
-            if self.action is Action.DEAD_LETTER and self._dead_letters:
-                self._dead_letters.send(failure.msg, f"{failure.table}: {failure.reason}")
+            if action is Action.DEAD_LETTER and self._dead_letters:
+                reason = f"{failure.table}: {failure.reason}"
+                self._dead_letters.send(failure.msg, reason, failure.error_class)
                 self.stats.dead_lettered += 1
                 log.error(
                     "sink: Rejected record %s (sent to %s)",
@@ -196,86 +245,188 @@ class CassandraSink:
             else:
                 log.error("sink: Rejected record %s (skipped)", failure.describe())
 
-    def _write_with_retry(self, session: Session, plan: Plan) -> None:
-        attempt = 0
+    @staticmethod
+    def refused(refusals: Iterable[Refusal]) -> list[Failure]:
+        """Cassandra's refusals as failures; a dead letter names the driver's exception."""
+        return [
+            Failure(
+                r.source.origin,
+                r.table.name,
+                f"Cassandra refused the write: {type(r.error).__name__}: {r.error}",
+                write=True,
+                error_class=f"{type(r.error).__module__}.{type(r.error).__qualname__}",
+            )
+            for r in refusals
+        ]
+
+    # --- Cassandra --------------------------------------------------------------------
+
+    def write(self, session: Session, rows: list[Row], cassandra_up: Callable[[], bool]) -> None:
+        """Write a batch's rows, retrying while Cassandra is away, then settle the records
+        it refused for good."""
+        refusals = self._write_with_retry(session, rows, cassandra_up)
+        self.stats.written.update(written_per_table(rows, refusals))
+        self.handle_failures(self.refused(refusals))
+
+    def _write_with_retry(
+        self, session: Session, rows: list[Row], cassandra_up: Callable[[], bool]
+    ) -> list[Refusal]:
+        attempt, first_failure, last_log = 0, 0.0, 0.0
         while True:
             try:
-                for statement, rows in plan.batches.items():
-                    owner = plan.owners[statement]
-                    # A delete binds the key only; its partition columns come first.
-                    positions = (
-                        owner.partition_positions
-                        if statement is owner.upsert
-                        else list(range(len(owner.partition_columns)))
-                    )
-                    write(session, statement, rows, positions, self.config.max_concurrent_requests)
-                for statement, rows in plan.batches.items():
-                    self.stats.written[plan.owners[statement].mapping.table] += len(rows)
-                return
-            except Exception as err:
+                refusals = write_rows(session, rows, self.config.max_concurrent_requests)
+            except TransientWriteError as err:
                 attempt += 1
-                delay = min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
-                log.warning("sink: write failed (%s); retry %d in %.1fs", err, attempt, delay)
-                if self._stopping and attempt > 3:
-                    raise
-                time.sleep(delay)
+                now = time.monotonic()
+                if attempt == 1:
+                    first_failure = last_log = now
+                    log.warning("sink: Cassandra write failed (%s); retrying", err)
+                elif now - last_log >= STILL_FAILING_LOG_S:
+                    last_log = now
+                    log.warning(
+                        "sink: Cassandra still failing after %d attempts in %.0fs (%s)",
+                        attempt,
+                        now - first_failure,
+                        err,
+                    )
+                if self._stopping and attempt > STOP_ATTEMPTS:
+                    raise WriteAbandoned(
+                        f"Cassandra did not take the batch in hand ({err}); its offsets are "
+                        "not committed, so the next start writes it again"
+                    ) from err
+                self.wait(retry_delay(attempt), cassandra_up)
+                continue
+            if attempt:
+                log.info(
+                    "sink: Cassandra writes succeed again after %d retries in %.0fs",
+                    attempt,
+                    time.monotonic() - first_failure,
+                )
+            return refusals
 
-    def run(self, install_signal_handlers: bool = True) -> int:
-        if install_signal_handlers:
-            signal.signal(signal.SIGTERM, self.stop)
-            signal.signal(signal.SIGINT, self.stop)
+    def wait(self, delay: float, cassandra_up: Callable[[], bool]) -> None:
+        """Sleep `delay` seconds before a retry, less when stopping; and if the driver had
+        lost every node, only until it reconnects to one."""
+        if self._stopping:
+            delay = min(delay, RETRY_BASE_S)
+        deadline = time.monotonic() + delay
+        was_down = not cassandra_up()
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(WAIT_STEP_S, left))
+            if was_down and cassandra_up():
+                return
+
+    def _connect(self) -> tuple[Cluster, Session] | None:
+        """Connect to Cassandra, waiting for it if it is away (None: stopped meanwhile)."""
+        attempt = 0
+        while not self._stopping:
+            try:
+                return connect(self.config)
+            except NoHostAvailable as err:
+                if any(isinstance(e, AuthenticationFailed) for e in err.errors.values()):
+                    raise SinkConfigError(
+                        f"Cassandra refused auth.username={self.config.username}: {err}"
+                    ) from None
+                attempt += 1
+                if attempt == 1:
+                    log.warning("sink: Cassandra is not reachable (%s); waiting for it", err)
+                self.wait(retry_delay(attempt), lambda: False)
+        return None
+
+    # --- Kafka ------------------------------------------------------------------------
+
+    def _consumer(self) -> Consumer:
+        consumer = Consumer(consumer_config(self.bootstrap_servers, self.group_id, self.kafka))
+        consumer.subscribe(self.config.topics)
+        return consumer
+
+    def _open_dead_letters(self) -> None:
         dead_letter_topic = self.config.errors.dead_letter_topic
         if self.action is Action.DEAD_LETTER and dead_letter_topic:
             ensure_topic(
                 self.bootstrap_servers,
                 dead_letter_topic,
                 self.config.errors.dead_letter_replication_factor,
+                self.kafka,
             )
             self._dead_letters = DeadLetterQueue(
-                self.bootstrap_servers, dead_letter_topic, self.config.name
+                self.bootstrap_servers, dead_letter_topic, self.config.name, self.kafka
             )
-        cluster, session = connect(self.config)
+
+    def poll(self, consumer: Consumer) -> list[Message]:
+        """The next records; errors go to the Kafka state, one log line per change."""
+        if self.kafka.fatal is not None:
+            raise KafkaFailed(self.kafka.fatal.str())
+        records = []
+        for msg in consumer.consume(BATCH_MAX_RECORDS, POLL_TIMEOUT_S):
+            error = msg.error()
+            if error is None:
+                records.append(msg)
+            else:
+                self.kafka.on_error(error)
+        if records:
+            self.kafka.mark_reachable()
+        return records
+
+    def commit(self, consumer: Consumer) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as err:
+            # Kafka away or the group rebalancing: the next commit covers these offsets,
+            # or a restart writes the batch again (idempotent upserts).
+            self.kafka.on_error(err.args[0], "commit")
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, install_signal_handlers: bool = True) -> int:
+        if install_signal_handlers:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self._open_dead_letters()
+        connected = self._connect()
+        if connected is None:
+            return 0
+        cluster, session = connected
         tables = {
             topic: [prepare(session, m, self.config.codecs[topic]) for m in mappings]
             for topic, mappings in self.config.mappings.items()
         }
         consumer = self._consumer()
         log.info(
-            "sink: %s consuming %s as group %s; bad records: %s",
+            "sink: %s consuming %s as group %s (member %s); bad records: %s",
             self.config.name,
             ", ".join(self.config.topics),
             self.group_id,
+            instance_id(self.group_id),
             self.action.value,
         )
-        last_stats = time.monotonic()
         try:
-            while not self._stopping:
-                messages = consumer.consume(BATCH_MAX_RECORDS, POLL_TIMEOUT_S)
-                records = [m for m in messages if not m.error()]
-                _log_errors(m for m in messages if m.error())
-                if records:
-                    plan = plan_batch(records, tables)
-                    self.stats.tombstones += plan.tombstones
-                    self.handle_failures(plan.failures)
-                    self._write_with_retry(session, plan)
-                    if self._dead_letters:
-                        self._dead_letters.flush()
-                    consumer.commit(asynchronous=False)
-                if time.monotonic() - last_stats > STATS_EVERY_S:
-                    log.info(self.stats.line())
-                    last_stats = time.monotonic()
+            self._loop(consumer, session, tables, lambda: hosts_up(cluster))
         finally:
+            # Leaves the group; a static member's partitions wait session.timeout.ms for it.
             consumer.close()
             cluster.shutdown()
             log.info(self.stats.line())
         return 0
 
-
-def _log_errors(errors: Iterable[Message]) -> None:
-    # A subscribed topic that does not exist yet is normal: Debezium creates it
-    # on the table's first change.
-    quiet = (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART)
-    for msg in errors:
-        error = msg.error()
-        if error is not None and error.code() not in quiet:
-            log.warning("sink: kafka error %s", error)
+    def _loop(
+        self,
+        consumer: Consumer,
+        session: Session,
+        tables: dict[str, list[PreparedTable]],
+        cassandra_up: Callable[[], bool],
+    ) -> None:
+        last_stats = time.monotonic()
+        while not self._stopping:
+            records = self.poll(consumer)
+            if records:
+                plan = plan_batch(records, tables)
+                self.stats.tombstones += plan.tombstones
+                self.handle_failures(plan.failures)
+                self.write(session, plan.rows, cassandra_up)
+                if self._dead_letters:
+                    self._dead_letters.flush(lambda: not self._stopping)
+                self.commit(consumer)
+            if time.monotonic() - last_stats > STATS_EVERY_S:
+                log.info(self.stats.line())
+                last_stats = time.monotonic()

@@ -4,21 +4,28 @@ A record becomes one upsert (INSERT of every mapped column) or, with deletesEnab
 every mapped non-key field null, a DELETE by primary key: the engine's rule. A null
 non-key value is bound as "unset" (nullToUnset, the default) so it never overwrites a
 column with a tombstone.
+
+A batch's rows are written in single-partition unlogged batches (`write_rows`). Failures
+are of two kinds: Cassandra away or slow (retried by the caller, never skipped) and
+Cassandra refusing a statement as invalid (that record alone is refused; see
+`write_rows` for how it is isolated from the rows batched with it).
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.policies import DCAwareRoundRobinPolicy
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, Statement
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy
+from cassandra.protocol import SyntaxException
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from cassandra_sink.codecs import CQL_TYPES, DEFAULT_CODECS, Codecs, Rejected, convert
 from cassandra_sink.config import SinkConfig, SinkConfigError, TableMapping
@@ -28,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Rows per single-partition unlogged batch (about 10 KiB for a trade row).
 MAX_BATCH_ROWS = 50
+RECONNECT_BASE_S = 0.5
+RECONNECT_MAX_S = 2.0
 
 
 @dataclass
@@ -106,8 +115,24 @@ def connect(config: SinkConfig) -> tuple[Cluster, Session]:
         protocol_version=5,
         load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=config.local_dc),
         connect_timeout=10,
+        # The driver's default waits 1, 2, 4 ... up to 600 s between attempts to reconnect
+        # to a node it saw go down, so after a minute's outage it noticed the node back only
+        # a minute later. Retrying every 2 s at most lets writes resume within seconds;
+        # max_attempts=None because the default gives up on a node after 64 attempts.
+        reconnection_policy=ExponentialReconnectionPolicy(
+            base_delay=RECONNECT_BASE_S, max_delay=RECONNECT_MAX_S, max_attempts=None
+        ),
     )
-    return cluster, cluster.connect()
+    try:
+        return cluster, cluster.connect()
+    except Exception:
+        cluster.shutdown()  # its threads would outlive a failed attempt
+        raise
+
+
+def hosts_up(cluster: Cluster) -> bool:
+    """Whether the driver holds a connection to any Cassandra node."""
+    return any(host.is_up for host in cluster.metadata.all_hosts())
 
 
 def prepare(
@@ -155,42 +180,170 @@ def prepare(
     return PreparedTable(mapping, types, upsert, delete, key_columns, partition_columns, codecs)
 
 
-def plan_requests(
-    statement: PreparedStatement | str, rows: list[list[Any]], partition_positions: list[int]
-) -> list[tuple[Statement | PreparedStatement | str, Any]]:
-    """Group rows by partition into unlogged batches of up to MAX_BATCH_ROWS.
+# --- writing a batch's rows -----------------------------------------------------------------
+
+# Cassandra refuses the statement itself (a value out of range, a key too long, a batch
+# too large) and will refuse it again: the write is bad, not late. InvalidRequest and
+# SyntaxException are what the Connect adapter treats as non-transient too; the others are
+# the driver failing to encode a value, which the conversion should already have prevented.
+RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidRequest,
+    SyntaxException,
+    TypeError,
+    ValueError,
+    OverflowError,
+    struct.error,
+)
+
+
+def is_record_error(error: BaseException) -> bool:
+    """True when retrying cannot help; everything else (Unavailable, timeouts,
+    NoHostAvailable, connection errors, overload) is retried."""
+    return isinstance(error, RECORD_ERRORS)
+
+
+class TransientWriteError(RuntimeError):
+    """Cassandra could not take a write now (down, restarting, overloaded, slow)."""
+
+
+@dataclass
+class Source:
+    """One Kafka record's own image of a row: what writing that record alone means."""
+
+    origin: Any  # the Kafka message
+    statement: Any
+    values: list[Any]
+
+
+@dataclass
+class Row:
+    """The write for one primary key: every image of it in the batch, merged (runner.py)."""
+
+    table: PreparedTable
+    statement: Any
+    values: list[Any]
+    sources: list[Source]
+
+    @property
+    def partition(self) -> tuple:
+        # A delete binds the key only, partition columns first.
+        positions = (
+            self.table.partition_positions
+            if self.statement is self.table.upsert
+            else range(len(self.table.partition_columns))
+        )
+        return tuple(self.values[i] for i in positions)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to Cassandra: a statement and its values, or a batch (values None)."""
+
+    statement: Any
+    values: list[Any] | None
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A record Cassandra refused for good, and its error."""
+
+    source: Source
+    table: PreparedTable
+    error: BaseException
+
+
+def plan_requests(rows: list[Row]) -> list[Request]:
+    """Group rows by statement and partition into unlogged batches of up to MAX_BATCH_ROWS.
 
     A single-partition batch is one mutation for Cassandra and one request for us,
     which is what lets one Python process keep up with Debezium.
     """
-    by_partition: dict[tuple, list[list[Any]]] = defaultdict(list)
+    groups: dict[tuple[Any, tuple], list[Row]] = defaultdict(list)
     for row in rows:
-        by_partition[tuple(row[i] for i in partition_positions)].append(row)
-    requests: list[tuple[Statement | PreparedStatement | str, Any]] = []
-    for partition_rows in by_partition.values():
-        for start in range(0, len(partition_rows), MAX_BATCH_ROWS):
-            chunk = partition_rows[start : start + MAX_BATCH_ROWS]
-            if len(chunk) == 1:
-                requests.append((statement, chunk[0]))
-                continue
-            batch = BatchStatement(
-                batch_type=BatchType.UNLOGGED,
-                consistency_level=getattr(statement, "consistency_level", None),
-            )
-            for row in chunk:
-                batch.add(statement, row)
-            requests.append((batch, None))
+        groups[(row.statement, row.partition)].append(row)
+    requests: list[Request] = []
+    for (statement, _partition), group in groups.items():
+        for start in range(0, len(group), MAX_BATCH_ROWS):
+            requests.extend(_batch(statement, group[start : start + MAX_BATCH_ROWS]))
     return requests
 
 
-def write(
-    session: Session,
-    statement: PreparedStatement,
-    rows: list[list[Any]],
-    partition_positions: list[int],
-    concurrency: int,
-) -> None:
-    """Run every row; raise on the first failure so the batch's offsets stay uncommitted."""
-    requests = plan_requests(statement, rows, partition_positions)
-    if requests:
-        execute_concurrent(session, requests, concurrency=concurrency, raise_on_first_error=True)
+def _batch(statement: Any, rows: list[Row]) -> list[Request]:
+    if len(rows) == 1:
+        return [Request(statement, rows[0].values, rows)]
+    batch = BatchStatement(
+        batch_type=BatchType.UNLOGGED,
+        consistency_level=getattr(statement, "consistency_level", None),
+    )
+    try:
+        for row in rows:
+            batch.add(statement, row.values)
+    except RECORD_ERRORS:
+        # The driver cannot encode one of the values: send each row alone so that only
+        # its own request fails.
+        return [Request(statement, row.values, [row]) for row in rows]
+    return [Request(batch, None, rows)]
+
+
+def _run(
+    session: Session, requests: list[Request], concurrency: int
+) -> list[tuple[Request, BaseException]]:
+    """Run the requests; the refused ones with their errors. Raises TransientWriteError
+    when any failed for a passing reason, leaving the whole write to be retried."""
+    if not requests:
+        return []
+    results = execute_concurrent(
+        session,
+        [(r.statement, r.values) for r in requests],
+        concurrency=concurrency,
+        raise_on_first_error=False,
+    )
+    refused = [
+        (request, result.result_or_exc)
+        for request, result in zip(requests, results, strict=True)
+        if not result.success
+    ]
+    for _request, error in refused:
+        if not is_record_error(error):
+            raise TransientWriteError(f"{type(error).__name__}: {error}") from error
+    return refused
+
+
+def write_rows(session: Session, rows: list[Row], concurrency: int) -> list[Refusal]:
+    """Write every row; return the records Cassandra refused for good.
+
+    Rows go in single-partition batches. A batch Cassandra refuses as invalid is written
+    again row by row, and a refused row merged from several records record by record, in
+    their order, so only the bad record is refused and its neighbours are stored.
+
+    Raises TransientWriteError when a write failed for a passing reason; the caller then
+    writes all the rows again (upserts by primary key: rewriting a stored row changes
+    nothing), so a refusal is only reported from an attempt that ran to its end.
+    """
+    refused = _run(session, plan_requests(rows), concurrency)
+    refused_rows = [(r.rows[0], error) for r, error in refused if len(r.rows) == 1]
+    split = [
+        Request(row.statement, row.values, [row])
+        for r, _error in refused
+        if len(r.rows) > 1
+        for row in r.rows
+    ]
+    refused_rows += [(r.rows[0], error) for r, error in _run(session, split, concurrency)]
+    refusals: list[Refusal] = []
+    for row, error in refused_rows:
+        refusals.extend(_write_records_alone(session, row, error))
+    return refusals
+
+
+def _write_records_alone(session: Session, row: Row, error: BaseException) -> list[Refusal]:
+    """A refused row's records written one at a time, oldest first (they share a key, so
+    their order matters); those Cassandra refuses too."""
+    if len(row.sources) == 1:
+        return [Refusal(row.sources[0], row.table, error)]
+    refusals: list[Refusal] = []
+    for source in row.sources:
+        request = Request(source.statement, source.values, [row])
+        for _request, source_error in _run(session, [request], 1):
+            refusals.append(Refusal(source, row.table, source_error))
+    return refusals

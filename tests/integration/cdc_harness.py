@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from capstock.cassandra_schema import KeyspaceOptions, apply_schema
+from capstock.cassandra_schema import KeyspaceOptions, access_cql, apply_schema
 from capstock.connectors import SOURCE_CONFIG, dead_letter_topic, sink_document, topic_for
-from capstock.postgres import PostgresWriter
+from capstock.postgres import Access, PostgresWriter
 from capstock.tables import TABLES, Table
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -133,11 +133,21 @@ class CdcHarness:
                 )
             )
         writer = PostgresWriter(self.conninfo)
+        s = self.settings
         try:
-            writer.init_schema()
+            writer.init_schema(
+                access=Access(f"{self.name}_pub", s.postgres_cdc_user, s.postgres_reader_user)
+            )
         finally:
             writer.close()
-        apply_schema(cassandra_session, KeyspaceOptions(name=self.name))
+        self.create_keyspace(cassandra_session, self.name)
+
+    def create_keyspace(self, admin_session, keyspace: str) -> None:  # type: ignore[no-untyped-def]
+        """The pipeline's tables in `keyspace`, with the same grants cassandra-setup gives."""
+        apply_schema(admin_session, KeyspaceOptions(name=keyspace))
+        s = self.settings
+        for statement in access_cql(keyspace, s.cassandra_user, s.cassandra_reader_user):
+            admin_session.execute(statement, timeout=30)
 
     def register(self, document: dict) -> None:
         """Through the user-facing script, like `make demo` does."""
@@ -171,7 +181,7 @@ class CdcHarness:
     def start_python_sink(self, keyspace: str, cassandra_session) -> None:  # type: ignore[no-untyped-def]
         """cap-stock-sink on the same topics, into a keyspace of its own (created here),
         with its own consumer group and dead-letter topic."""
-        apply_schema(cassandra_session, KeyspaceOptions(name=keyspace))
+        self.create_keyspace(cassandra_session, keyspace)
         self.python_keyspace = keyspace
         document = sink_document(keyspace=keyspace, prefix=self.name)
         document["name"] = f"{self.sink_name}-python"
@@ -208,6 +218,8 @@ class CdcHarness:
                 "UNIVERSE_SIZE": "4",
                 "UNIVERSE_MIN_QUOTE_VOLUME": "0",
                 "JOB_DEPTH_LEVELS": "5",
+                # Its own spool: the stack's belongs to the service user.
+                "PRODUCER_SPOOL_DIR": str(self.work_dir / "spool"),
                 **env,
             },
             capture_output=True,
@@ -260,6 +272,41 @@ class CdcHarness:
             timeout=30,
         )
         return self._keyed(table, [r._asdict() for r in result])
+
+    def mirror_report(self, session, keyspace: str | None = None) -> dict[str, tuple[int, ...]]:  # type: ignore[no-untyped-def]
+        """Per table, Cassandra against Postgres: (missing, unexpected, corrupted) rows."""
+        report: dict[str, tuple[int, ...]] = {}
+        self.first_difference: dict[str, tuple] = {}
+        for table in TABLES.values():
+            expected = self.postgres_rows(table)
+            actual = self.cassandra_rows(session, table, keyspace)
+            missing = sum(k not in actual for k in expected)
+            unexpected = sum(k not in expected for k in actual)
+            differing = [k for k, row in expected.items() if k in actual and actual[k] != row]
+            if differing:
+                key = differing[0]
+                self.first_difference[table.name] = (expected[key], actual[key])
+            report[table.name] = (missing, unexpected, len(differing))
+        return report
+
+    def wait_mirrored(self, session, timeout: float, keyspace: str | None = None) -> float:  # type: ignore[no-untyped-def]
+        """Wait until Cassandra holds exactly Postgres's rows; return the seconds it took."""
+        began = time.monotonic()
+        state: dict = {}
+
+        def mirrored() -> bool:
+            state["report"] = self.mirror_report(session, keyspace)
+            return all(counts == (0, 0, 0) for counts in state["report"].values())
+
+        wait_for(
+            mirrored,
+            timeout,
+            lambda: (
+                f"(missing, unexpected, corrupted) per table: {state.get('report')}; "
+                f"first differing (postgres, cassandra): {self.first_difference}"
+            ),
+        )
+        return time.monotonic() - began
 
     @staticmethod
     def _keyed(table: Table, rows: list[dict]) -> dict[tuple, dict]:

@@ -55,10 +55,9 @@ def postgres_conninfo(native_stack: StackSettings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def cassandra_session(native_stack: StackSettings):  # type: ignore[no-untyped-def]
-    """A CQL session as the pipeline role."""
-    cluster, session = Cassandra(native_stack).session(
-        native_stack.cassandra_user, native_stack.cassandra_password
-    )
+    """A CQL session as the administrator: tests create and drop their own keyspaces
+    (the pipeline's role may not)."""
+    cluster, session = Cassandra(native_stack).admin_session()
     yield session
     cluster.shutdown()
 

@@ -35,10 +35,10 @@ OHLC = ("open", "high", "low", "close")
 
 @pytest.fixture(scope="module")
 def cassandra(cdc_chain: CdcHarness, native_stack: StackSettings):  # type: ignore[no-untyped-def]
-    """A session bound to the keyspace, as the plugin binds it (jsonData.keyspace), so the
-    dashboards' unqualified table names resolve the same way."""
+    """A session as Grafana's read-only role, bound to the keyspace as the plugin binds it
+    (jsonData.keyspace), so the dashboards' unqualified table names resolve the same way."""
     cluster, session = Cassandra(native_stack).session(
-        native_stack.cassandra_user, native_stack.cassandra_password
+        native_stack.cassandra_reader_user, native_stack.cassandra_reader_password
     )
     session.set_keyspace(cdc_chain.name)
     yield session

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from capstock.config import (
     LogSettings,
     PostgresSettings,
     Settings,
+    SpoolSettings,
     UniverseSettings,
     load,
 )
@@ -47,6 +49,7 @@ def _settings(url: str, **universe) -> Settings:
         universe=load(UniverseSettings, **{"size": 4, "min_quote_volume": Decimal(0), **universe}),
         jobs=load(JobSettings, trades_limit=1000, depth_levels=10, kline_limit=3),
         log=load(LogSettings),
+        spool=load(SpoolSettings),
     )
 
 
@@ -79,6 +82,8 @@ def _env(conninfo: str, url: str) -> dict[str, str]:
         "UNIVERSE_SIZE": "3",
         "UNIVERSE_MIN_QUOTE_VOLUME": "0",
         "JOB_HEARTBEAT_SECONDS": "1",
+        # Its own spool: the stack's belongs to the service user.
+        "PRODUCER_SPOOL_DIR": tempfile.mkdtemp(prefix="capstock-spool-"),
     }
 
 

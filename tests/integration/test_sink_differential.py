@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 from capstock.simulator import Simulator, start_simulator
 from capstock.tables import RECENT_TRADES, TABLES, Table
+from cassandra_sink.codecs import TEXT_MAX_CHARS
 
 from tests.integration.cdc_harness import CdcHarness, wait_for
 
@@ -40,7 +41,11 @@ PROBES: list[dict] = [
     {},
     {"extra_field": "ignored"},
     {"qty": None},  # a null non-key column is left unset
-    *({"is_buyer_maker": v} for v in ("false", "true", "1", "0", "yes", "maybe", 0, 1, 2)),
+    *(
+        {"is_buyer_maker": v}
+        for v in ("false", "true", "1", "0", "yes", "maybe", 0, 1, 2, "False", "FALSE", "f")
+    ),
+    *({"is_buyer_maker": v} for v in ("no", "N", " false", "false ", "off", [], {})),
     *(
         {"price": v}
         for v in (1500.5, "1.5e3", "1,234.56", "NaN", 0.00001234, True, " 12.5 ", "", "0x1F")
@@ -61,11 +66,19 @@ PROBES: list[dict] = [
     ),
     *({"day": v} for v in ("2026-11-21", "2026-11-21+01:00", 20778, "20261121", "2026-11-32Z")),
     *({"symbol": v} for v in (42, 1.50, True, ["a"], {"a": 1}, "", "X" * 2000, None)),
+    # The text bound, a deliberate difference from the stock engine (the Connect adapter
+    # applies the same TEXT_MAX_CHARS), counted in code points.
+    *({"symbol": v} for v in ("X" * TEXT_MAX_CHARS, "X" * (TEXT_MAX_CHARS + 1))),
+    {"symbol": "😀" * TEXT_MAX_CHARS},
+    {"day": None},  # a null partition-key column
     {"ingested_at": None},
     {"missing": "trade_time"},
 ]
 # Probes of the trade id itself (the row's key): each value yields a distinct id if kept.
-TRADE_ID_PROBES = ["12.0", 13.0, 14.5, "1,015", "1e2", 2**70, "abc", True, "2026-11-21T10:15:30Z"]
+TRADE_ID_PROBES = [
+    "12.0", 13.0, 14.5, "1,015", "1e2", 2**70, "abc", True, "2026-11-21T10:15:30Z",
+    2**63 - 1, -(2**63), 2**63, str(2**63), -(2**63) - 1, None, "", [7],
+]  # fmt: skip
 NOT_OBJECTS = [b"[1, 2]", b'"text"', b"42", b"{not json", b"null"]
 
 
@@ -139,6 +152,7 @@ def test_both_sinks_store_the_same_rows_and_reject_the_same_records(
     topic = cdc_chain.topic(RECENT_TRADES)
     rejected = {offset for t, offset in engine_parked if t == topic}
     assert rejected < set(probe_offsets)
-    assert len(rejected) >= len(NOT_OBJECTS) + 4  # at least "abc", 2**70, NaN, a null key
+    # At least "abc", 2**70, 2**63, NaN, null keys, "off", a text over TEXT_MAX_CHARS.
+    assert len(rejected) >= len(NOT_OBJECTS) + 8
     stored = cdc_chain.cassandra_rows(cassandra_session, RECENT_TRADES)
     assert (SYMBOL, 5000 + 0) in {(k[0], k[-1]) for k in stored}  # the plain probe

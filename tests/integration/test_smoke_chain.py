@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from capstock.cassandra_schema import access_cql
 from capstock.connectors import SINK_CLASS
 
 from stack.connect_api import delete_connector, put_connector, request, wait_running
@@ -40,15 +41,15 @@ def _debezium_config(table: str, prefix: str, slot: str) -> dict[str, str]:
         "plugin.name": "pgoutput",
         "database.hostname": "${env:POSTGRES_HOST}",
         "database.port": "${env:POSTGRES_PORT}",
-        "database.user": "${env:POSTGRES_USER}",
-        "database.password": "${env:POSTGRES_PASSWORD}",
+        "database.user": "${env:POSTGRES_CDC_USER}",
+        "database.password": "${env:POSTGRES_CDC_PASSWORD}",
         "database.dbname": "${env:POSTGRES_DB}",
         "topic.prefix": prefix,
         "table.include.list": f"public.{table}",
         "slot.name": slot,
         "slot.drop.on.stop": "true",
         "publication.name": f"{slot}_pub",
-        "publication.autocreate.mode": "filtered",
+        "publication.autocreate.mode": "disabled",  # the owner creates it, as init-db does
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive_time_microseconds",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -102,6 +103,8 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
             f"CREATE TABLE {table} (id bigint PRIMARY KEY, price numeric NOT NULL, "
             "qty numeric NOT NULL, at timestamptz NOT NULL, flag boolean NOT NULL, note text)"
         )
+        conn.execute(f"CREATE PUBLICATION {slot}_pub FOR TABLE {table}")
+        conn.execute(f"GRANT SELECT ON {table} TO {native_stack.postgres_cdc_user}")
     cassandra_session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} "
         "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -110,6 +113,10 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
         f"CREATE TABLE {KEYSPACE}.{table} (id bigint PRIMARY KEY, price decimal, qty decimal, "
         "at timestamp, flag boolean, note text)"
     )
+    for statement in access_cql(
+        KEYSPACE, native_stack.cassandra_user, native_stack.cassandra_reader_user
+    ):
+        cassandra_session.execute(statement)
 
     try:
         put_connector(native_stack.connect_url, sink_name, _sink_config(topic, table))

@@ -7,7 +7,7 @@ so these tests compare recorded waits with Retry-After values instead of measuri
 import pytest
 from capstock.backoff import FakeClock, RecordingSleeper, RetriesExhausted
 from capstock.config import BinanceSettings, load
-from capstock.exchange.client import ExchangeClient, SymbolRejected
+from capstock.exchange.client import Banned, ExchangeClient, SymbolRejected
 from capstock.simulator import start_simulator
 
 
@@ -29,12 +29,21 @@ def test_obeys_retry_after_on_429(simulator):
     assert simulator.requests["trades"] == 3
 
 
-def test_obeys_retry_after_on_418(simulator, caplog):
+def test_418_bans_every_request_until_retry_after_without_waiting(simulator, caplog):
     simulator.add_fault("418", count=1, retry_after=120)
-    ex = exchange(simulator.url)
-    assert ex.order_book("ETHUSDT", 5)["bids"]
-    assert ex.sleeper.waits == [120]
+    clock = FakeClock()
+    ex = exchange(simulator.url, clock=clock)
+    with pytest.raises(Banned) as banned:
+        ex.order_book("ETHUSDT", 5)
+    assert banned.value.until == clock() + 120 and ex.banned
     assert "rate limited path=depth status=418 code=-1003 retry_after=120s" in caplog.text
+    with pytest.raises(Banned):
+        ex.recent_trades("ETHUSDT", 5)  # no request during the ban: it would extend it
+    assert simulator.requests["depth"] == 1 and simulator.requests["trades"] == 0
+    assert ex.sleeper.waits == []
+    clock.advance(120)
+    assert not ex.banned
+    assert ex.order_book("ETHUSDT", 5)["bids"]
 
 
 def test_retries_5xx_with_growing_backoff(simulator):

@@ -6,13 +6,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from capstock.backoff import RecordingSleeper
+from capstock.backoff import FakeClock, RecordingSleeper
 from capstock.config import (
     BinanceSettings,
     JobSettings,
     LogSettings,
     PostgresSettings,
     Settings,
+    SpoolSettings,
     UniverseSettings,
     load,
 )
@@ -66,6 +67,7 @@ def make_producer(url, clock=None, **universe):
         universe=load(UniverseSettings, **{"size": 4, "min_quote_volume": Decimal(0), **universe}),
         jobs=load(JobSettings, trades_limit=1000, depth_levels=5, kline_limit=3),
         log=load(LogSettings),
+        spool=load(SpoolSettings),
     )
     sleeper = RecordingSleeper()
     exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)
@@ -211,3 +213,37 @@ def test_a_restarted_simulator_continues_above_the_trade_ids_it_issued():
     )
     for symbol, state in before.symbols.items():
         assert restarted.symbols[symbol].next_trade_id > state.next_trade_id, symbol
+
+
+def test_during_a_418_ban_the_heartbeat_runs_and_exchange_jobs_skip_quietly(simulator, caplog):
+    caplog.set_level(logging.INFO, logger="capstock")
+    p = make_producer(simulator.url)
+    clock = FakeClock()
+    p.exchange = ExchangeClient(p.settings.binance, sleeper=p.sleeper, clock=clock)
+    p.refresh_universe()
+    fetched = []
+    original = p.exchange.order_book
+
+    def ban_before_the_third(symbol, limit):
+        fetched.append(symbol)
+        if len(fetched) == 3:
+            simulator.add_fault("418", count=1, retry_after=120)
+        return original(symbol, limit)
+
+    p.exchange.order_book = ban_before_the_third
+    depth = p.depth()  # the books fetched before the ban are still written
+    assert depth.banned and depth.symbols == 2 and depth.rows == 2 * 2 * 5
+    assert p.sleeper.waits == []
+    requests_in_ban = p.exchange.stats.requests
+    for _ in range(3):  # every job, three times, while banned
+        for name, job in p.jobs().items():
+            assert job().banned == (name not in ("heartbeat", "retention")), name
+    assert p.exchange.stats.requests == requests_in_ban
+    assert [b for b in p.writer.batches if b[0] == "heartbeat"] == [("heartbeat", 1)] * 3
+    assert caplog.text.count("exchange ban (HTTP 418) until") == 1
+    assert "job=klines" not in caplog.text  # skipped runs log nothing
+
+    clock.advance(120)
+    assert not p.klines().banned
+    p.trades()
+    assert caplog.text.count("exchange ban over") == 1

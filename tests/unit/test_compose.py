@@ -4,11 +4,15 @@ What `docker compose up -d` depends on and this machine cannot run: the file is 
 Compose, start-up order is carried by healthchecks and one-shot services, every image is
 pinned to versions.env, every path it mounts exists, every setting is documented in
 .env.example, and it shares connector configs, schemas and dashboards with native mode.
+Security: no password in the file or its interpolation, each service gets only its own
+passwords from the `secrets` service, every program logs in as its least-privileged role.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,11 +31,14 @@ from capstock.connectors import SINK_CONFIG, SOURCE_CONFIG
 from pydantic_settings import BaseSettings
 
 from stack import pipeline
+from stack.secrets import secret_names
 from stack.settings import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 CONNECT_DOCKERFILE = REPO / "docker" / "connect" / "Dockerfile"
+INIT_DIR = REPO / "docker" / "init"
+DATASOURCES_FILE = REPO / "dashboard" / "provisioning" / "datasources" / "datasources.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 # CI checks the shared material out beside the repository (see its README).
 SCHEMA_FILE = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -51,6 +58,7 @@ IMAGE_PINS = {
     "cassandra": "CASSANDRA_VERSION",
     "grafana/grafana": "GRAFANA_VERSION",
     "tchiotludo/akhq": "AKHQ_VERSION",
+    "python": "PYTHON_IMAGE_TAG",
 }
 # build argument -> versions.env key
 BUILD_ARG_PINS = {
@@ -67,6 +75,20 @@ DOCUMENTED_PORTS = {
     "postgres": 5432,
     "cassandra": 9042,
     "kafka": 29092,
+}
+
+# Passwords the repository used to ship as defaults; none may appear anywhere now.
+FORMER_DEFAULT_PASSWORDS = {"cap_stock", "cassandra", "admin"}
+SECRETS_DIR = "/run/cap-stock"
+SECRETS_FILE = f"{SECRETS_DIR}/secrets.env"
+# The image's own entrypoint each secrets-reading service runs after sourcing its file.
+IMAGE_ENTRYPOINTS = {
+    "postgres": "docker-entrypoint.sh",
+    "connect": "/docker-entrypoint.sh",
+    "grafana": "/run.sh",
+    "postgres-init": "/bin/sh",
+    "cassandra-init": "/bin/sh",
+    "producer": "/bin/sh",
 }
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}; $$ escapes a dollar.
@@ -114,6 +136,19 @@ RESOLVED = _interpolate(COMPOSE)
 SERVICES: dict[str, dict[str, Any]] = RESOLVED["services"]
 
 
+def _load_script(name: str) -> Any:
+    """A docker/init script as a module (they are run as files, not imported, in compose)."""
+    spec = importlib.util.spec_from_file_location(f"compose_init_{name}", INIT_DIR / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+COMPOSE_SECRETS = _load_script("compose_secrets")
+CONSUMERS: dict[str, dict[str, str]] = COMPOSE_SECRETS.CONSUMERS
+
+
 def _env_names(model: type[BaseSettings]) -> list[str]:
     prefix = model.model_config.get("env_prefix", "")
     return [f"{prefix}{field}".upper() for field in model.model_fields]
@@ -138,6 +173,29 @@ def _bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _one_shots() -> set[str]:
     return {name for name, s in SERVICES.items() if s.get("restart") == "no"}
+
+
+def _named_mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Named volume -> (container path, mode) of every named-volume mount (short syntax)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *mode = volume.split(":")
+        if not source.startswith((".", "/")):
+            mounts[source] = (target, mode[0] if mode else "rw")
+    return mounts
+
+
+def _secrets_volume(service: dict[str, Any]) -> str | None:
+    """The secrets-<consumer> volume a service reads its passwords from, if any."""
+    found = [v for v in _named_mounts(service) if v.startswith("secrets-")]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def _secret_env(name: str) -> dict[str, str]:
+    """Variable -> .env secret, as the service `name` gets them from its secrets file."""
+    volume = _secrets_volume(SERVICES[name])
+    return CONSUMERS[volume.removeprefix("secrets-")] if volume else {}
 
 
 # -- the file itself -----------------------------------------------------------------------
@@ -168,6 +226,8 @@ def test_every_service_is_known_to_the_tests() -> None:
         "simulator",
         "grafana",
         "akhq",
+        "secrets",
+        "connect-watchdog",
     }
 
 
@@ -197,7 +257,7 @@ def test_every_dependency_states_its_condition() -> None:
 
 def test_one_shot_services_are_awaited_until_they_succeed() -> None:
     one_shots = _one_shots()
-    assert one_shots == {"postgres-init", "cassandra-init", "connectors-init"}
+    assert one_shots == {"secrets", "postgres-init", "cassandra-init", "connectors-init"}
     awaited = set()
     for name, service in SERVICES.items():
         for dep, spec in _depends(service).items():
@@ -352,18 +412,38 @@ def test_connect_worker_resolves_every_reference_in_the_connector_files() -> Non
     assert environment["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"] == (
         "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
     )
+    from_secrets = _secret_env("connect")
     for path in (SOURCE_CONFIG, SINK_CONFIG):
         variables = re.findall(r"\$\{env:(\w+)\}", path.read_text())
         assert variables, f"{path.name} reads no ${{env:...}}: is this test still needed?"
         for variable in variables:
-            assert environment.get(variable), f"{path.name} needs {variable} on the worker"
+            assert environment.get(variable) or variable in from_secrets, (
+                f"{path.name} needs {variable} on the worker"
+            )
+
+
+def test_debezium_logs_in_as_the_replication_role_not_the_owner() -> None:
+    source = json.loads(SOURCE_CONFIG.read_text())["config"]
+    assert source["database.user"] == "${env:POSTGRES_CDC_USER}"
+    assert source["database.password"] == "${env:POSTGRES_CDC_PASSWORD}"
+    # init-db creates the publication as the tables' owner; the CDC role cannot.
+    assert source["publication.autocreate.mode"] == "disabled"
+    environment = SERVICES["connect"]["environment"]
+    assert environment["POSTGRES_CDC_USER"] == _example_values()["POSTGRES_CDC_USER"]
+    assert _secret_env("connect") == {
+        "POSTGRES_CDC_PASSWORD": "POSTGRES_CDC_PASSWORD",
+        "CASSANDRA_PASSWORD": "CASSANDRA_PASSWORD",
+    }
+    # Nothing on the worker names the owner or an administrator.
+    for variable in ("POSTGRES_USER", "POSTGRES_PASSWORD", "CASSANDRA_ADMIN_USER"):
+        assert variable not in environment
 
 
 def test_grafana_mounts_the_dashboard_provisioning_and_sets_its_variables() -> None:
     grafana = SERVICES["grafana"]
     mounts = dict(_bind_mounts(grafana))
     assert mounts["./dashboard/provisioning"] == "/etc/grafana/provisioning"
-    environment = grafana["environment"]
+    environment = {**grafana["environment"], **_secret_env("grafana")}
     provisioning = REPO / "dashboard" / "provisioning"
     files = sorted(provisioning.rglob("*.yaml")) + sorted(provisioning.rglob("*.yml"))
     assert files, "dashboard/provisioning holds no provisioning files"
@@ -379,6 +459,28 @@ def test_grafana_mounts_the_dashboard_provisioning_and_sets_its_variables() -> N
             assert folder in mounts.values(), f"dashboards at {folder} are not mounted"
             source = next(s for s, t in mounts.items() if t == folder)
             assert list((REPO / source).glob("*.json")), f"{source} holds no dashboards"
+
+
+def test_grafana_reads_both_stores_as_the_read_only_roles() -> None:
+    document = yaml.safe_load(DATASOURCES_FILE.read_text())
+    sources = {s["uid"]: s for s in document["datasources"]}
+    postgres, cassandra = sources["cap-stock-postgres"], sources["cap-stock-cassandra"]
+    assert postgres["user"] == "${POSTGRES_READER_USER}"
+    assert postgres["secureJsonData"] == {"password": "${POSTGRES_READER_PASSWORD}"}
+    assert cassandra["jsonData"]["user"] == "${CASSANDRA_READER_USER}"
+    assert cassandra["secureJsonData"] == {"password": "${CASSANDRA_READER_PASSWORD}"}
+    environment = SERVICES["grafana"]["environment"]
+    values = _example_values()
+    for variable in ("POSTGRES_READER_USER", "CASSANDRA_READER_USER"):
+        assert environment[variable] == values[variable]
+    for variable in ("POSTGRES_USER", "CASSANDRA_USER", "CASSANDRA_ADMIN_USER"):
+        assert variable not in environment, f"grafana does not need {variable}"
+    # Its secrets file holds its own admin password and the readers', nothing else.
+    assert set(_secret_env("grafana").values()) == {
+        "GRAFANA_ADMIN_PASSWORD",
+        "POSTGRES_READER_PASSWORD",
+        "CASSANDRA_READER_PASSWORD",
+    }
 
 
 def test_dockerfiles_pass_hadolint() -> None:
@@ -407,7 +509,7 @@ def test_producer_image_runs_as_a_non_root_user_and_gets_sigterm() -> None:
     assert users and users[-1] not in ("root", "0")
     assert re.search(r'^ENTRYPOINT \["cap-stock"\]$', text, flags=re.M), "exec form"
     producer = SERVICES["producer"]
-    assert producer["entrypoint"][-1].rstrip().endswith("exec cap-stock run")
+    assert producer["command"][-1].rstrip().endswith("exec cap-stock run")
     # The writer keeps retrying its batch for 20 s after SIGTERM.
     assert int(producer["stop_grace_period"].rstrip("s")) > 20
 
@@ -446,26 +548,41 @@ def test_every_setting_the_programs_read_is_in_env_example() -> None:
 
 def test_env_example_values_are_the_programs_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     values = _example_values()
+    secrets = set(secret_names(ENV_EXAMPLE))
     for model in ALL_SETTINGS:
         for variable in _env_names(model):
             monkeypatch.delenv(variable, raising=False)
+            if variable in secrets:  # no default: generated into .env
+                monkeypatch.setenv(variable, "x" * 32)
         defaults = model(_env_file=None)
         for variable in _env_names(model):
-            if variable in values:
+            if variable in values and variable not in secrets:
                 monkeypatch.setenv(variable, values[variable])
         assert model(_env_file=None) == defaults, model.__name__
 
 
 def test_containers_get_every_producer_setting() -> None:
-    environment = COMPOSE["services"]["producer"]["environment"]
-    for model in PRODUCER_SETTINGS:
-        for variable in _env_names(model):
-            assert variable in environment, f"producer does not receive {variable}"
-    assert environment["POSTGRES_HOST"] == "postgres"
-    cassandra_init = COMPOSE["services"]["cassandra-init"]["environment"]
-    for variable in _env_names(CassandraSettings):
-        assert variable in cassandra_init, f"cassandra-init does not receive {variable}"
-    assert cassandra_init["CASSANDRA_HOST"] == "cassandra"
+    secrets = set(secret_names(ENV_EXAMPLE))
+    postgres = next(m for m in PRODUCER_SETTINGS if m.model_config["env_prefix"] == "POSTGRES_")
+    for service, models in (
+        ("producer", PRODUCER_SETTINGS),
+        ("postgres-init", (postgres,)),  # init-db grants the CDC and reader roles
+        ("cassandra-init", (CassandraSettings,)),
+    ):
+        environment = COMPOSE["services"][service]["environment"]
+        from_file = _secret_env(service)
+        for model in models:
+            for variable in _env_names(model):
+                if variable in secrets:
+                    assert variable in from_file, f"{service}: {variable} not in its secrets"
+                else:
+                    assert variable in environment, f"{service} does not receive {variable}"
+    assert COMPOSE["services"]["producer"]["environment"]["POSTGRES_HOST"] == "postgres"
+    # Batches Postgres could not take survive the container's recreation.
+    spool = COMPOSE["services"]["producer"]["environment"]["PRODUCER_SPOOL_DIR"]
+    target, mode = _named_mounts(SERVICES["producer"])["producer-data"]
+    assert mode == "rw" and spool.startswith(f"{target}/")
+    assert COMPOSE["services"]["cassandra-init"]["environment"]["CASSANDRA_HOST"] == "cassandra"
 
 
 # -- ports and profiles ----------------------------------------------------------------------------
@@ -505,20 +622,235 @@ def test_demo_profile_runs_the_simulator_and_points_the_producer_at_it() -> None
         "required": False,
     }
     alias = simulator["networks"]["default"]["aliases"][0]
-    script = producer["entrypoint"][-1]
+    script = producer["command"][-1]
     assert f"getent hosts {alias} " in script
     assert f"BINANCE_API_URL=http://{alias}:{port}/api" in script
 
 
 def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> None:
-    create, alter = role_statements("cap_stock")
-    assert create == "CREATE ROLE IF NOT EXISTS cap_stock WITH PASSWORD = %s AND LOGIN = true"
-    assert alter == "ALTER ROLE cap_stock WITH PASSWORD = %s"
+    for statement in role_statements("cap_stock"):
+        assert "PASSWORD = %s" in statement and "SUPERUSER = true" not in statement
     for bad in ("Cap", "x; DROP KEYSPACE cap_stock", "", "1role"):
-        with pytest.raises(ValueError, match="CASSANDRA_USER"):
+        with pytest.raises(ValueError):
             role_statements(bad)
 
 
 def test_compose_role_script_uses_the_shared_role_statements() -> None:
-    script = (REPO / "docker" / "init" / "cassandra_role.py").read_text()
+    script = (INIT_DIR / "cassandra_roles.py").read_text()
     assert "from capstock.cassandra_schema import role_statements" in script
+
+
+# -- passwords and roles ------------------------------------------------------------------------
+
+
+def test_no_password_is_in_the_file_or_its_interpolation() -> None:
+    # `docker compose config` prints every environment value and interpolation result.
+    for name, _, _ in _interpolations():
+        assert "PASSWORD" not in name, f"${{{name}}} would put a password in the config"
+    for name, service in SERVICES.items():
+        for variable in service.get("environment", {}):
+            assert "PASSWORD" not in variable, f"{name}: {variable} belongs in its secrets file"
+        text = json.dumps(service)
+        for literal in FORMER_DEFAULT_PASSWORDS:
+            for flag in ("-p", "--password", "-P"):
+                assert f'"{flag}", "{literal}"' not in text, f"{name}: {flag} {literal}"
+        check = json.dumps(service.get("healthcheck", {}))
+        assert not re.search(r'"-(p|u)"', check), f"{name}: its healthcheck logs in"
+
+
+def test_secrets_runs_first_and_each_service_reads_only_its_own_file() -> None:
+    secrets = SERVICES["secrets"]
+    assert secrets["image"] == f"python:{PINS['PYTHON_IMAGE_TAG']}"
+    assert secrets["entrypoint"] == ["python3", "/workspace/docker/init/compose_secrets.py"]
+    assert (".", "/workspace") in _bind_mounts(secrets)
+    assert secrets["environment"]["PYTHONPATH"] == "/workspace"
+    written = _named_mounts(secrets)
+    assert written == {
+        f"secrets-{consumer}": (f"{SECRETS_DIR}/{consumer}", "rw") for consumer in CONSUMERS
+    }
+    readers: dict[str, set[str]] = {}
+    for name, service in SERVICES.items():
+        if name == "secrets":
+            continue
+        volume = _secrets_volume(service)
+        if volume is None:
+            continue
+        readers.setdefault(volume, set()).add(name)
+        assert _named_mounts(service)[volume] == (SECRETS_DIR, "ro"), name
+        assert _depends(service).get("secrets") == {
+            "condition": "service_completed_successfully"
+        }, f"{name} reads {volume}: it must wait for the secrets service"
+        prologue = f'set -a; . {SECRETS_FILE}; set +a; exec "$@"'
+        assert service["entrypoint"] == ["/bin/sh", "-ec", prologue, "with-secrets"], name
+        assert service["command"][0] == IMAGE_ENTRYPOINTS[name], name
+    assert readers == {
+        "secrets-postgres": {"postgres"},
+        "secrets-init": {"postgres-init", "cassandra-init"},
+        "secrets-connect": {"connect"},
+        "secrets-producer": {"producer"},
+        "secrets-grafana": {"grafana"},
+    }
+    assert set(COMPOSE["volumes"]) >= set(readers)
+
+
+def test_every_password_a_service_gets_is_a_generated_secret() -> None:
+    declared = set(secret_names(ENV_EXAMPLE))
+    for consumer, names in CONSUMERS.items():
+        assert set(names.values()) <= declared, consumer
+    # The superuser's password reaches the Postgres image under the name it reads.
+    assert CONSUMERS["postgres"] == {"POSTGRES_PASSWORD": "POSTGRES_ADMIN_PASSWORD"}
+    assert SERVICES["postgres"]["environment"]["POSTGRES_USER"] == "postgres"
+    # Only the init services hold an administrator's password.
+    admin = {"POSTGRES_ADMIN_PASSWORD", "CASSANDRA_ADMIN_PASSWORD"}
+    holders = {c for c, names in CONSUMERS.items() if admin & set(names.values())}
+    assert holders == {"postgres", "init"}
+    assert CONSUMERS["producer"] == {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}
+
+
+def test_cassandra_authenticates_and_authorises() -> None:
+    script = SERVICES["cassandra"]["entrypoint"][-1]
+    assert "s/AllowAllAuthenticator/PasswordAuthenticator/" in script
+    assert "s/AllowAllAuthorizer/CassandraAuthorizer/" in script
+    assert "for class in PasswordAuthenticator CassandraAuthorizer" in script
+    assert script.rstrip().endswith("exec docker-entrypoint.sh cassandra -f")
+    environment = SERVICES["cassandra-init"]["environment"]
+    values = _example_values()
+    for variable in ("CASSANDRA_ADMIN_USER", "CASSANDRA_USER", "CASSANDRA_READER_USER"):
+        assert environment[variable] == values[variable]
+    assert values["CASSANDRA_ADMIN_USER"] != "cassandra", "the built-in superuser is dropped"
+    command = SERVICES["cassandra-init"]["command"][-1]
+    assert command.index("cassandra_roles.py") < command.index("cap-stock cassandra-setup")
+
+
+def test_postgres_roles_come_before_the_tables() -> None:
+    command = SERVICES["postgres-init"]["command"][-1]
+    assert command.index("postgres_roles.py") < command.index("exec cap-stock init-db")
+    environment = COMPOSE["services"]["postgres-init"]["environment"]
+    for variable in ("POSTGRES_USER", "POSTGRES_CDC_USER", "POSTGRES_READER_USER"):
+        assert variable in environment
+
+
+def test_connector_watchdog_supervises_connect() -> None:
+    watchdog = SERVICES["connect-watchdog"]
+    assert watchdog["restart"] == "unless-stopped"
+    assert watchdog["image"] == f"python:{PINS['PYTHON_IMAGE_TAG']}"
+    assert _depends(watchdog) == {"connect": {"condition": "service_healthy"}}
+    assert ("./stack", "/opt/cap-stock/stack") in _bind_mounts(watchdog)
+    assert watchdog["working_dir"] == "/opt/cap-stock"
+    command = watchdog["command"]
+    assert command[:3] == ["python3", "-m", "stack.connector_watchdog"]
+    assert command[command.index("--connect-url") + 1] == "http://connect:8083"
+    assert float(command[command.index("--interval") + 1]) > 0
+    assert watchdog["user"] not in ("0", "root") and not watchdog["user"].startswith("0:")
+    assert _secrets_volume(watchdog) is None, "the watchdog needs no password"
+
+
+# -- the init scripts ---------------------------------------------------------------------------
+
+
+def _workspace(tmp_path: Path, env_text: str | None = None) -> tuple[Path, Path]:
+    workspace, output = tmp_path / "workspace", tmp_path / "run"
+    workspace.mkdir()
+    (workspace / ".env.example").write_text(EXAMPLE)
+    if env_text is not None:
+        (workspace / ".env").write_text(env_text)
+    for consumer in CONSUMERS:
+        (output / consumer).mkdir(parents=True)
+    return workspace, output
+
+
+def _sourced(path: Path, variable: str) -> str:
+    result = subprocess.run(
+        ["sh", "-ec", f'set -a; . "{path}"; set +a; printf %s "${variable}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    return result.stdout
+
+
+def test_secrets_step_generates_env_and_writes_each_service_its_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A password in the shell is ignored: compose would have had to print it.
+    monkeypatch.setenv("POSTGRES_PASSWORD", "from-the-shell")
+    workspace, output = _workspace(tmp_path, "POSTGRES_READER_PASSWORD=it's $mine\n")
+    generated = COMPOSE_SECRETS.run(workspace, output)
+    env_file = workspace / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = read_env_file(env_file)
+    assert "POSTGRES_READER_PASSWORD" not in generated
+    assert set(generated) == set(secret_names(ENV_EXAMPLE)) - {"POSTGRES_READER_PASSWORD"}
+    assert values["POSTGRES_PASSWORD"] != "from-the-shell"
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", values["POSTGRES_PASSWORD"])
+    for consumer, names in CONSUMERS.items():
+        path = output / consumer / COMPOSE_SECRETS.FILE_NAME
+        for target, source in names.items():
+            assert _sourced(path, target) == values[source], (consumer, target)
+        others = set(secret_names(ENV_EXAMPLE)) - set(names.values())
+        text = path.read_text()
+        assert not any(values[o] in text for o in others), f"{consumer} sees another's password"
+    assert _sourced(output / "grafana" / "secrets.env", "POSTGRES_READER_PASSWORD") == "it's $mine"
+    # A second run changes nothing.
+    before = env_file.read_text()
+    assert COMPOSE_SECRETS.run(workspace, output) == []
+    assert env_file.read_text() == before
+
+
+def test_secrets_step_refuses_a_former_default_password(tmp_path: Path) -> None:
+    workspace, output = _workspace(tmp_path, "CASSANDRA_PASSWORD=cap_stock\n")
+    with pytest.raises(COMPOSE_SECRETS.SecretsError, match="CASSANDRA_PASSWORD"):
+        COMPOSE_SECRETS.run(workspace, output)
+
+
+def test_secrets_step_names_a_missing_volume(tmp_path: Path) -> None:
+    workspace, output = _workspace(tmp_path)
+    (output / "grafana").rmdir()
+    with pytest.raises(COMPOSE_SECRETS.SecretsError, match="secrets-grafana"):
+        COMPOSE_SECRETS.run(workspace, output)
+
+
+def test_postgres_roles_are_distinct_non_superusers_and_only_debezium_replicates() -> None:
+    roles = _load_script("postgres_roles")
+    env = {
+        "POSTGRES_PASSWORD": "a",
+        "POSTGRES_CDC_PASSWORD": "b",
+        "POSTGRES_READER_PASSWORD": "c",
+    }
+    assert roles.roles(env) == {
+        "cap_stock": ("a", False),
+        "cap_stock_cdc": ("b", True),
+        "cap_stock_reader": ("c", False),
+    }
+    statement = roles.role_statement(False, 'odd"name', "p'w", True).as_string(None)
+    assert statement == (
+        'CREATE ROLE "odd""name" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
+        "REPLICATION PASSWORD 'p''w'"
+    )
+    with pytest.raises(roles.RolesError, match="POSTGRES_CDC_PASSWORD"):
+        roles.roles({**env, "POSTGRES_CDC_PASSWORD": ""})
+    for clash in ({"POSTGRES_READER_USER": "cap_stock"}, {"POSTGRES_USER": "postgres"}):
+        with pytest.raises(roles.RolesError, match="distinct"):
+            roles.roles({**env, **clash})
+
+
+def test_cassandra_roles_refuse_the_builtin_superuser_as_admin() -> None:
+    roles = _load_script("cassandra_roles")
+    env = {
+        "CASSANDRA_ADMIN_PASSWORD": "a",
+        "CASSANDRA_PASSWORD": "b",
+        "CASSANDRA_READER_PASSWORD": "c",
+    }
+    values = roles.settings(env)
+    assert (values["admin"], values["user"], values["reader"]) == (
+        "cap_stock_admin",
+        "cap_stock",
+        "cap_stock_reader",
+    )
+    with pytest.raises(roles.RolesError, match="built-in superuser"):
+        roles.settings({**env, "CASSANDRA_ADMIN_USER": "cassandra"})
+    with pytest.raises(roles.RolesError, match="distinct"):
+        roles.settings({**env, "CASSANDRA_READER_USER": "cap_stock"})
+    with pytest.raises(roles.RolesError, match="CASSANDRA_READER_PASSWORD"):
+        roles.settings({**env, "CASSANDRA_READER_PASSWORD": ""})

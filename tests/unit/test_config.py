@@ -29,11 +29,12 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-def test_defaults():
+def test_defaults(monkeypatch):
+    monkeypatch.setenv("POSTGRES_PASSWORD", "from-env")
     s = load_settings()
     assert (s.postgres.host, s.postgres.port, s.postgres.db) == ("127.0.0.1", 5432, "cap_stock_db")
     assert s.postgres.user == "cap_stock"
-    assert s.postgres.password.get_secret_value() == "cap_stock"
+    assert s.postgres.password.get_secret_value() == "from-env"
     assert s.binance.api_url == "https://api.binance.com/api"
     assert s.binance.api_key is None
     assert s.binance.weight_budget == 3000
@@ -57,10 +58,13 @@ def test_conninfo_contains_every_postgres_setting(monkeypatch):
 
 
 def test_dotenv_is_read_and_environment_wins(monkeypatch, tmp_path):
-    (tmp_path / ".env").write_text("POSTGRES_DB=from_dotenv\nPOSTGRES_USER=dotenv_user\n")
+    (tmp_path / ".env").write_text(
+        "POSTGRES_DB=from_dotenv\nPOSTGRES_USER=dotenv_user\nPOSTGRES_PASSWORD=dotenv_secret\n"
+    )
     monkeypatch.setenv("POSTGRES_USER", "env_user")
     s = load(PostgresSettings)
     assert (s.db, s.user) == ("from_dotenv", "env_user")
+    assert s.password.get_secret_value() == "dotenv_secret"
 
 
 def test_symbol_list_is_comma_separated(monkeypatch):
@@ -134,3 +138,11 @@ def test_installed_entry_point_exits_2_without_traceback(tmp_path):
         in proc.stderr
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_a_password_has_no_default_and_the_message_says_how_to_get_one(monkeypatch):
+    monkeypatch.delenv("POSTGRES_PASSWORD", raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=None)
+    assert "POSTGRES_PASSWORD is not set" in str(err.value)
+    assert ".env" in str(err.value)

@@ -104,12 +104,14 @@ def test_provisioning_takes_hosts_and_secrets_from_the_environment():
     pg, cs = sources["cap-stock-postgres"], sources["cap-stock-cassandra"]
     assert cs["type"] == "hadesarchitect-cassandra-datasource"
     assert pg["url"] == "${POSTGRES_HOST}:${POSTGRES_PORT}"
-    assert pg["jsonData"]["database"] == "${POSTGRES_DB}" and pg["user"] == "${POSTGRES_USER}"
-    assert pg["secureJsonData"] == {"password": "${POSTGRES_PASSWORD}"}
+    # Grafana reads with the read-only roles, never the producer's or the sink's.
+    assert pg["jsonData"]["database"] == "${POSTGRES_DB}"
+    assert pg["user"] == "${POSTGRES_READER_USER}"
+    assert pg["secureJsonData"] == {"password": "${POSTGRES_READER_PASSWORD}"}
     assert cs["url"] == "${CASSANDRA_HOST}:${CASSANDRA_PORT}"
     assert cs["jsonData"]["keyspace"] == "${CASSANDRA_KEYSPACE}"
-    assert cs["jsonData"]["user"] == "${CASSANDRA_USER}"
-    assert cs["secureJsonData"] == {"password": "${CASSANDRA_PASSWORD}"}
+    assert cs["jsonData"]["user"] == "${CASSANDRA_READER_USER}"
+    assert cs["secureJsonData"] == {"password": "${CASSANDRA_READER_PASSWORD}"}
     text = (PROVISIONING / "datasources" / "datasources.yaml").read_text()
     assert "cap_stock" not in text.split("datasources:", 1)[1], "no literal credentials"
 

@@ -6,6 +6,7 @@ import pytest
 
 from stack import pipeline
 from stack.process import StackError
+from stack.settings import StackSettings
 
 
 def test_the_default_sink_is_the_datastax_engine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,11 +32,13 @@ def test_only_the_datastax_sink_registers_the_sink_connector(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     steps: list[list[str]] = []
-    monkeypatch.setattr(pipeline, "run_step", lambda what, argv, settings: steps.append(argv))
-    pipeline.prepare(None, "datastax")  # type: ignore[arg-type]
+    monkeypatch.setattr(
+        pipeline, "run_step", lambda what, argv, settings, extra=None: steps.append(argv)
+    )
+    pipeline.prepare(StackSettings(), "datastax")
     assert steps[-1][-2:] == [str(pipeline.SOURCE_CONFIG), str(pipeline.SINK_CONFIG)]
     steps.clear()
-    pipeline.prepare(None, "python")  # type: ignore[arg-type]
+    pipeline.prepare(StackSettings(), "python")
     assert steps[-1][-1] == str(pipeline.SOURCE_CONFIG)
 
 

@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cassandra.util import Date
-from cassandra_sink.codecs import DEFAULT_CODECS, Codecs, Rejected, convert, parse_time_zone
+from cassandra_sink.codecs import (
+    DEFAULT_CODECS,
+    TEXT_MAX_CHARS,
+    Codecs,
+    Rejected,
+    convert,
+    parse_time_zone,
+)
 from cassandra_sink.records import parse_json
 
 # 2024-01-15T10:30:00Z in epoch milliseconds, the base of most timestamp rows.
@@ -73,17 +80,48 @@ TEXT = [
     (s(" 42 "), " 42 "),
     (s("2024-01-15T10:30:00Z"), "2024-01-15T10:30:00Z"),
     (s("a\x00b"), "a\x00b"),
-    ("[]", "[]"),
-    ("{}", "{}"),
-    ('{"a":1}', '{"a":1}'),
-    ('[1.50,"x",null,true,{"b":[100.0]}]', '[1.5,"x",null,true,{"b":[1E+2]}]'),
-    (r'["ctl\u0001\n\u001f\"/\\é😀"]', r'["ctl\u0001\n\u001F\"/\\é😀"]'),
+    (s("X" * TEXT_MAX_CHARS), "X" * TEXT_MAX_CHARS),
+    (s("😀" * TEXT_MAX_CHARS), "😀" * TEXT_MAX_CHARS),  # code points, not UTF-16 units
+]
+# Stricter than the engine (codecs.py, "strict"): it stores a container's compact JSON
+# and text of any length.
+TEXT_REJECTED = [
+    "[]",
+    "{}",
+    '["a"]',
+    '{"a":1}',
+    '[1.50,"x",null,true,{"b":[100.0]}]',
+    s("X" * (TEXT_MAX_CHARS + 1)),
+    s("X" * 2000),
+    "1" * (TEXT_MAX_CHARS + 1),  # a long JSON number is text too
 ]
 
 
 @pytest.mark.parametrize(("raw", "expected"), TEXT)
 def test_text(raw: str, expected: str | None) -> None:
     check(raw, "text", expected)
+    check(raw, "varchar", expected)
+
+
+@pytest.mark.parametrize("raw", TEXT_REJECTED)
+def test_text_rejected(raw: str) -> None:
+    check_rejected(raw, "text")
+    check_rejected(raw, "varchar")
+
+
+def test_a_rejected_container_names_its_kind_and_is_shown_short() -> None:
+    with pytest.raises(Rejected, match=r'^\["a","a",.* is a JSON array, not text$') as info:
+        convert(["a"] * 1000, "text")
+    assert len(str(info.value)) < 120
+
+
+def test_the_string_false_is_never_true() -> None:
+    # bool("false") is True in Python: the bug the fault matrix found in an early sink.
+    for word in ("false", "FALSE", "f", "no", "n", "0"):
+        assert convert(word, "boolean") is False
+    for word in ("False ", "nope", "off", "-0"):
+        with pytest.raises(Rejected):
+            convert(word, "boolean")
 
 
 def test_text_rejects_a_lone_surrogate() -> None:
@@ -230,6 +268,9 @@ BIGINT = [
 BIGINT_REJECTED = [
     "9223372036854775808",
     "-9223372036854775809",
+    str(2**70),  # the fault matrix's trade_id
+    s(str(2**70)),
+    "1.180591620717411303424e21",
     "12.5",
     "1e-7",
     "0.10",

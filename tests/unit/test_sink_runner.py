@@ -3,48 +3,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import pytest
 from cassandra.query import UNSET_VALUE
 from cassandra_sink.cli import main
 from cassandra_sink.config import ErrorPolicy, SinkConfig, TableMapping
-from cassandra_sink.deadletter import Action, action_for, error_headers
+from cassandra_sink.deadletter import (
+    MAPPING_ERROR,
+    Action,
+    action_for,
+    error_headers,
+)
 from cassandra_sink.runner import CassandraSink, Failure, RecordFailed, plan_batch
 from cassandra_sink.writer import PreparedTable
 
-TOPIC = "cap_stock.public.latest_prices"
-
-
-@dataclass
-class FakeMessage:
-    """The part of confluent_kafka.Message the sink reads."""
-
-    value_bytes: bytes | None
-    offset_number: int
-    key_bytes: bytes | None = None
-    headers_list: list[tuple[str, bytes]] = field(default_factory=list)
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return 3
-
-    def offset(self) -> int:
-        return self.offset_number
-
-    def key(self) -> bytes | None:
-        return self.key_bytes
-
-    def value(self) -> bytes | None:
-        return self.value_bytes
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self.headers_list
-
-    def error(self) -> None:
-        return None
+from tests.unit.sink_fakes import TOPIC, FakeMessage
 
 
 def _table() -> PreparedTable:
@@ -82,19 +55,22 @@ def test_later_images_of_a_key_win_column_by_column() -> None:
         ],
         {TOPIC: [table]},
     )
-    rows = sorted(plan.batches["INSERT"], key=lambda r: r[0])
-    assert [r[0] for r in rows] == ["BTC", "ETH"]
-    assert str(rows[0][2]) == "1.5"
-    assert plan.owners["INSERT"] is table
+    rows = sorted(plan.rows, key=lambda r: r.values[0])
+    assert [r.values[0] for r in rows] == ["BTC", "ETH"]
+    assert str(rows[0].values[2]) == "1.5"
+    assert all(r.table is table and r.statement == "INSERT" for r in rows)
     assert plan.tombstones == 1
     assert plan.failures == []
+    # Each record's own image is kept, oldest first, to write them alone if need be.
+    assert [s.origin.offset() for s in rows[0].sources] == [1, 3]
+    assert rows[0].sources[1].values[2] is UNSET_VALUE
 
 
 def test_a_null_for_a_new_key_stays_unset() -> None:
     plan = plan_batch(
         [_msg(1, '{"symbol":"BTC","ts":"2026-11-21T10:15:30Z","price":null}')], {TOPIC: [_table()]}
     )
-    assert plan.batches["INSERT"][0][2] is UNSET_VALUE
+    assert plan.rows[0].values[2] is UNSET_VALUE
 
 
 def test_bad_records_are_collected_with_their_reason_and_the_rest_is_planned() -> None:
@@ -112,7 +88,7 @@ def test_bad_records_are_collected_with_their_reason_and_the_rest_is_planned() -
     ]
     assert "not a JSON object" in plan.failures[0].reason
     assert "column ts" in plan.failures[1].reason
-    assert len(plan.batches["INSERT"]) == 1
+    assert len(plan.rows) == 1
 
 
 @pytest.mark.parametrize(
@@ -132,6 +108,22 @@ def test_the_error_settings_decide_what_happens_to_a_bad_record(
     assert action_for(policy) is action
 
 
+@pytest.mark.parametrize(
+    ("policy", "action"),
+    [
+        (ErrorPolicy(), Action.STOP),
+        (ErrorPolicy(ignore_errors="driver"), Action.SKIP),
+        (ErrorPolicy(ignore_errors="all"), Action.SKIP),
+        (ErrorPolicy(tolerance_all=True, dead_letter_topic="dlq"), Action.DEAD_LETTER),
+    ],
+)
+def test_a_record_cassandra_refused_is_skipped_under_ignore_errors_driver(
+    policy: ErrorPolicy, action: Action
+) -> None:
+    # As in the Connect adapter: Driver skips write failures, not mapping failures.
+    assert action_for(policy, write=True) is action
+
+
 def test_dead_letters_carry_connects_error_context_headers() -> None:
     headers = dict(error_headers(TOPIC, 3, 42, "sink", "column ts: bad"))
     assert headers["__connect.errors.topic"] == TOPIC.encode()
@@ -146,9 +138,11 @@ class FakeDeadLetters:
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, str]] = []
+        self.classes: list[str] = []
 
-    def send(self, msg: FakeMessage, reason: str) -> None:
+    def send(self, msg: FakeMessage, reason: str, error_class: str = MAPPING_ERROR) -> None:
         self.sent.append((msg.offset(), reason))
+        self.classes.append(error_class)
 
 
 def _sink(policy: ErrorPolicy) -> CassandraSink:
@@ -210,3 +204,5 @@ def test_the_cli_help_documents_the_group_and_the_bad_record_handling(
     assert "cap-stock-python-sink-<connector name>" in help_text
     assert "errors.deadletterqueue.topic.name" in help_text
     assert "connect-<connector name>" in help_text
+    assert "static member id\n<group>-0" in help_text
+    assert "Cassandra refuses as invalid" in help_text

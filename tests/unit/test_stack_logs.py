@@ -89,7 +89,7 @@ def launched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[StackSett
     """What each JVM component would run, and where its stdout would go, without running it."""
     calls: Launches = {}
 
-    def fake_start(argv, out, pid_file, env=None):  # type: ignore[no-untyped-def]
+    def fake_start(argv, out, pid_file, env=None, user=None, cwd=None):  # type: ignore[no-untyped-def]
         calls[pid_file.stem] = (list(argv), out)
         return 1
 

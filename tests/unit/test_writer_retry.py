@@ -4,7 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 from capstock.backoff import FakeClock, RecordingSleeper
-from capstock.postgres import SHUTDOWN_GRACE_SECONDS, PostgresWriter, WriteAbandoned
+from capstock.postgres import (
+    SHUTDOWN_GRACE_SECONDS,
+    DatabaseUnavailable,
+    PostgresWriter,
+    WriteAbandoned,
+)
 from capstock.tables import HEARTBEAT
 
 UNREACHABLE = "host=127.0.0.1 port=1 dbname=x user=x password=x connect_timeout=1"
@@ -57,3 +62,21 @@ def test_an_interrupted_wait_starts_the_grace_period():
 def test_empty_batch_needs_no_database():
     writer = PostgresWriter(UNREACHABLE, sleeper=RecordingSleeper())
     assert writer.write(HEARTBEAT, []).rows == 0
+
+
+def test_patience_zero_is_one_attempt_and_no_wait():
+    sleeper = RecordingSleeper(FakeClock(0.0))
+    writer = PostgresWriter(UNREACHABLE, sleeper=sleeper, clock=sleeper.clock, patience=0)
+    with pytest.raises(DatabaseUnavailable, match="write heartbeat"):
+        writer.write(HEARTBEAT, [ROW])
+    assert writer.reconnects == 1 and sleeper.waits == []
+
+
+def test_patience_bounds_the_retries_and_is_restored_after_a_with_block():
+    clock = FakeClock(0.0)
+    sleeper = RecordingSleeper(clock)
+    writer = PostgresWriter(UNREACHABLE, sleeper=sleeper, clock=clock)
+    with writer.patience_of(5.0), pytest.raises(DatabaseUnavailable):
+        writer.write(HEARTBEAT, [ROW])
+    assert sum(sleeper.waits) == pytest.approx(5.0)
+    assert writer.patience is None

@@ -7,7 +7,8 @@ It never returns partial data. What happens on failure:
 failure                                     behaviour
 ==========================================  =================================================
 429 (-1003 too much weight)                 wait ``Retry-After`` seconds (logged), try again
-418 (IP banned)                             wait ``Retry-After`` seconds (logged), try again
+418 (IP banned)                             :class:`Banned` at once; every call raises it
+                                            without a request until ``Retry-After`` passed
 5xx, timeout, connection error,             exponential backoff with jitter, at most
 malformed or truncated body                 ``max_attempts`` tries, then :class:`RetriesExhausted`
 other 4xx with a ``symbol`` (e.g. -1121)    :class:`SymbolRejected` at once (the caller skips it)
@@ -58,6 +59,19 @@ class RequestRejected(Exception):
         self.status = status
         self.code = code
         self.msg = msg
+
+
+class Banned(Exception):
+    """The exchange banned this IP (HTTP 418) until :attr:`until` (epoch seconds).
+
+    No request is sent before then: a request during a ban makes Binance extend it. The
+    caller skips its work instead of waiting, so jobs that need no exchange keep running.
+    """
+
+    def __init__(self, path: str, until: float) -> None:
+        super().__init__(f"{path}: IP banned (HTTP 418) until {until:.0f}")
+        self.path = path
+        self.until = until
 
 
 class SymbolRejected(RequestRejected):
@@ -137,6 +151,13 @@ class ExchangeClient:
         self.pacer = WeightPacer(settings.weight_budget, sleeper=self.sleeper, clock=clock)
         self.stats = ExchangeStats()
         self._rng = rng
+        self._clock = clock
+        self.banned_until = 0.0
+        """Epoch seconds until which the exchange bans us (418); 0 when not banned."""
+
+    @property
+    def banned(self) -> bool:
+        return self._clock() < self.banned_until
 
     def _backoff(self) -> Backoff:
         if self._rng is None:
@@ -155,6 +176,8 @@ class ExchangeClient:
         rate_limited = 0
         symbol = params.get("symbol")
         while True:
+            if self.banned:
+                raise Banned(path, self.banned_until)
             self.pacer.acquire(weight)
             self.stats.requests += 1
             self.stats.weight_requested += weight
@@ -176,6 +199,9 @@ class ExchangeClient:
                         wait,
                         e.message,
                     )
+                    if status == 418:
+                        self.banned_until = max(self.banned_until, self._clock() + wait)
+                        raise Banned(path, self.banned_until) from e
                     if rate_limited > MAX_RATE_LIMIT_WAITS:
                         raise RetriesExhausted(f"{path}: still rate limited") from e
                     self.stats.rate_limit_waits.append(wait)

@@ -12,8 +12,10 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletionException;
 import org.apache.kafka.connect.errors.ConnectException;
+import org.apache.kafka.connect.errors.DataException;
 import org.apache.kafka.connect.errors.RetriableException;
 import org.apache.kafka.connect.sink.ErrantRecordReporter;
 import org.apache.kafka.connect.sink.SinkRecord;
@@ -39,28 +41,32 @@ import org.slf4j.LoggerFactory;
  *   <li>A write that failed because Cassandra was unavailable, overloaded or slow is retried:
  *       the whole batch is handed back to Connect with a growing pause (None only; All and
  *       Driver skip it, as the engine documents).
- *   <li>A record the engine cannot map (a missing field, a value its codecs reject) or that
- *       Cassandra rejects as invalid goes to Connect's error handler: with {@code
- *       errors.tolerance=all} it is counted, logged once with topic/partition/offset and written
- *       to the dead-letter topic if one is configured, and the rest keeps flowing; with the
- *       default {@code errors.tolerance=none} the task fails and says which record.
+ *   <li>A record the engine cannot map (a missing field, a value its codecs reject), that {@link
+ *       TextColumnPolicy} refuses (a JSON array/object or an over-long text for a text column,
+ *       as the Python sink refuses it) or that Cassandra rejects as invalid goes to Connect's
+ *       error handler: with {@code errors.tolerance=all} it is counted, logged once with
+ *       topic/partition/offset and written to the dead-letter topic if one is configured, and
+ *       the rest keeps flowing; with the default {@code errors.tolerance=none} the task fails
+ *       and says which record.
+ *   <li>The engine writes the records of one table and partition as one batch; when Cassandra
+ *       rejects that batch as invalid, its records are written again one at a time, so only the
+ *       record at fault is rejected and its neighbours are stored.
  * </ul>
  */
 public class CassandraSinkTask extends SinkTask {
   private static final Logger log = LoggerFactory.getLogger(CassandraSinkTask.class);
   private static final long RETRY_FIRST_MS = 500;
-  private static final long RETRY_MAX_MS = 30_000;
+  // Capped low: once Cassandra is back, writes resume within seconds (issue 10).
+  private static final long RETRY_MAX_MS = 5_000;
 
   private final Engine engine = new Engine();
   private final List<Failure> failures = new ArrayList<>();
   private Map<String, String> settings;
   private boolean engineStarted;
+  private TextColumnPolicy textPolicy;
   private ErrantRecordReporter reporter;
   private int retries;
   private long rejected;
-
-  /** One record the engine could not write to one table. */
-  private record Failure(ConnectRecord record, Throwable error, boolean write) {}
 
   @Override
   public String version() {
@@ -89,6 +95,11 @@ public class CassandraSinkTask extends SinkTask {
       log.warn("Cassandra is not reachable ({}); connecting again in {} ms", e.getMessage(), pause);
       return false;
     }
+    // The column types come from the session's schema, known only once the engine is up.
+    textPolicy =
+        TextColumnPolicy.of(
+            engine.getInstanceState().getConfig(),
+            engine.getInstanceState().getSession().getMetadata());
     engineStarted = true;
     if (retries > 0) {
       log.info("Connected to Cassandra after {} attempts", retries + 1);
@@ -132,26 +143,60 @@ public class CassandraSinkTask extends SinkTask {
     if (records.isEmpty()) {
       return;
     }
-    List<AbstractSinkRecord> wrapped = new ArrayList<>(records.size());
-    records.forEach(r -> wrapped.add(new ConnectRecord(r)));
+    List<Failure> failed = new ArrayList<>();
+    List<AbstractSinkRecord> accepted = screen(records, failed);
+    List<Failure> engineFailures = write(accepted);
+    // Nothing is settled before the batch is written for good: a batch handed back to Connect
+    // comes back whole, and its rejected records would otherwise be reported twice.
+    retryIfTransient(engineFailures, records.size());
+    failed.addAll(BatchFallback.isolate(engineFailures, r -> write(List.of(r))));
+    retryIfTransient(failed, records.size());
+    if (retries > 0) {
+      log.info("Cassandra writes succeed again after {} retries", retries);
+      retries = 0;
+    }
+    IgnoreErrorsPolicy policy = engine.getInstanceState().getConfig().getIgnoreErrors();
+    failed.forEach(f -> reject(f, policy));
+  }
+
+  /** The records the text policy lets through; the others are added to {@code failed}. */
+  private List<AbstractSinkRecord> screen(Collection<SinkRecord> records, List<Failure> failed) {
+    List<AbstractSinkRecord> accepted = new ArrayList<>(records.size());
+    for (SinkRecord r : records) {
+      ConnectRecord record = new ConnectRecord(r);
+      Optional<String> violation = textPolicy.violation(record);
+      if (violation.isPresent()) {
+        failed.add(new Failure(record, new DataException(violation.get()), null));
+      } else {
+        accepted.add(record);
+      }
+    }
+    return accepted;
+  }
+
+  /** Hands the records to the engine; what it could not write. */
+  private List<Failure> write(Collection<AbstractSinkRecord> records) {
     synchronized (failures) {
       failures.clear();
     }
-    engine.put(wrapped);
-    settle(records.size());
+    engine.put(records);
+    synchronized (failures) {
+      return new ArrayList<>(failures);
+    }
   }
 
-  private void settle(int batchSize) {
-    List<Failure> failed;
-    synchronized (failures) {
-      failed = List.copyOf(failures);
-    }
+  /** Hands the batch back to Connect when Cassandra did not take a write for now. */
+  private void retryIfTransient(List<Failure> failed, int batchSize) {
     IgnoreErrorsPolicy policy = engine.getInstanceState().getConfig().getIgnoreErrors();
     long transientFailures =
         failed.stream().filter(f -> f.write() && isTransient(f.error())).count();
     if (policy == IgnoreErrorsPolicy.NONE && transientFailures > 0) {
       long pause = nextPause();
-      Failure first = failed.stream().filter(Failure::write).findFirst().orElseThrow();
+      Failure first =
+          failed.stream()
+              .filter(f -> f.write() && isTransient(f.error()))
+              .findFirst()
+              .orElseThrow();
       log.warn(
           "Cassandra did not take {} of {} records ({}); retry {} of the batch in {} ms",
           transientFailures,
@@ -161,11 +206,6 @@ public class CassandraSinkTask extends SinkTask {
           pause);
       throw new RetriableException("Cassandra write failed; the batch will be retried");
     }
-    if (retries > 0) {
-      log.info("Cassandra writes succeed again after {} retries", retries);
-      retries = 0;
-    }
-    failed.forEach(f -> reject(f, policy));
   }
 
   private void reject(Failure failure, IgnoreErrorsPolicy policy) {
@@ -197,7 +237,7 @@ public class CassandraSinkTask extends SinkTask {
     return !(cause instanceof InvalidQueryException || cause instanceof SyntaxError);
   }
 
-  private static Throwable rootCause(Throwable error) {
+  static Throwable rootCause(Throwable error) {
     Throwable cause = error;
     while (cause instanceof CompletionException && cause.getCause() != null) {
       cause = cause.getCause();
@@ -217,7 +257,7 @@ public class CassandraSinkTask extends SinkTask {
         AbstractSinkRecord record, Throwable error, String cql, Runnable failCounter) {
       failCounter.run();
       synchronized (failures) {
-        failures.add(new Failure((ConnectRecord) record, error, cql != null));
+        failures.add(new Failure((ConnectRecord) record, error, cql));
       }
     }
 

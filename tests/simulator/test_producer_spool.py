@@ -1,0 +1,114 @@
+"""The producer with Postgres down (a closed port): every batch is spooled, nothing is lost,
+and the exit status says rows are waiting. Replay into a real Postgres is tested in
+tests/integration/test_spool_replay.py."""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+from capstock.cli import EXIT_SPOOLED
+from capstock.config import (
+    BinanceSettings,
+    JobSettings,
+    LogSettings,
+    PostgresSettings,
+    Settings,
+    SpoolSettings,
+    UniverseSettings,
+    load,
+)
+from capstock.runner import build_producer, run_once
+from capstock.spool import Spool
+from capstock.tables import TABLES
+
+PRODUCER_PREFIXES = ("POSTGRES_", "BINANCE_", "UNIVERSE_", "JOB_", "LOG_", "PRODUCER_")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spooled_tables(directory) -> set[str]:
+    if not directory.exists():
+        return set()
+    return {p.name.split("-", 1)[1].removesuffix(".jsonl") for p in Spool(directory).files()}
+
+
+def test_once_with_postgres_down_spools_every_table_and_exits_3(simulator_url, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="capstock")
+    port = closed_port()
+    settings = Settings(
+        postgres=load(PostgresSettings, port=port, password="x", connect_timeout=1),
+        binance=load(BinanceSettings, api_url=simulator_url),
+        universe=load(UniverseSettings, size=3, min_quote_volume=Decimal(0)),
+        jobs=load(JobSettings),
+        log=load(LogSettings),
+        spool=load(SpoolSettings, dir=tmp_path / "spool", after_seconds=0.5),
+    )
+    producer = build_producer(settings)
+    assert run_once(producer) == EXIT_SPOOLED
+    assert spooled_tables(tmp_path / "spool") == set(TABLES)
+    spool = Spool(tmp_path / "spool")
+    batches = [spool.read(p) for p in spool.files()]
+    assert {b.target for b in batches} == {f"127.0.0.1:{port}/cap_stock_db"}
+    rows = sum(len(b.rows) for b in batches)
+    assert f"spooled 3 rows of top_24hr to {tmp_path / 'spool'}" in caplog.text
+    assert (
+        f"producer stopped with {rows} rows not yet in postgres: they are safe in "
+        f"{len(batches)} files" in caplog.text
+    )
+    assert "will be written on the next start (exit 3)" in caplog.records[-1].getMessage()
+
+
+def test_sigterm_during_a_postgres_outage_exits_3_and_keeps_the_rows(simulator_url, tmp_path):
+    spool_dir = tmp_path / "spool"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PRODUCER_PREFIXES)}
+    env.pop("STACK_HOME", None)
+    env.update(
+        {
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_PORT": str(closed_port()),
+            "POSTGRES_PASSWORD": "x",
+            "POSTGRES_CONNECT_TIMEOUT": "1",
+            "BINANCE_API_URL": simulator_url,
+            "UNIVERSE_SIZE": "3",
+            "UNIVERSE_MIN_QUOTE_VOLUME": "0",
+            "JOB_HEARTBEAT_SECONDS": "1",
+            "PRODUCER_SPOOL_DIR": str(spool_dir),
+            "PRODUCER_SPOOL_AFTER_SECONDS": "1",
+        }
+    )
+    log_file = tmp_path / "producer.log"
+    with log_file.open("w") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "capstock.cli", "run"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while spooled_tables(spool_dir) != set(TABLES):
+                assert run.poll() is None, log_file.read_text()
+                assert time.monotonic() < deadline, log_file.read_text()
+                time.sleep(0.2)
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    text = log_file.read_text()
+    assert run.returncode == EXIT_SPOOLED, text
+    assert "signal=SIGTERM received" in text and "Traceback" not in text
+    assert "(postgres unreachable)" in text
+    assert "will be written on the next start (exit 3)" in text.strip().splitlines()[-1]
+    spool = Spool(spool_dir)
+    assert all(spool.read(p).rows for p in spool.files())
