@@ -5,8 +5,8 @@ start each one the user has not set (in the shell or in `.env`) gets a fresh ran
 value, appended to `.env` (git-ignored, mode 600). Later starts reuse it, so the
 roles in Postgres and Cassandra keep matching.
 
-Standard library only: the compose `secrets` init service runs this same file
-(`python3 stack/secrets.py /workspace/.env`).
+Standard library only: the compose `secrets` init service imports it
+(docker/init/compose_secrets.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 import string
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -79,16 +78,3 @@ def _restrict(env_file: Path) -> None:
     """Secrets are readable by their owner only."""
     if env_file.exists() and env_file.stat().st_mode & 0o077:
         env_file.chmod(0o600)
-
-
-def main(argv: list[str]) -> int:
-    env_file = Path(argv[1]) if len(argv) > 1 else ENV_FILE
-    example = Path(argv[2]) if len(argv) > 2 else EXAMPLE_FILE
-    generated = ensure_secrets(env_file, example)
-    if generated:
-        print(f"secrets: generated {', '.join(generated)} into {env_file} (mode 600)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -8,7 +8,11 @@ import pytest
 
 from stack.pipeline import SupervisorProcess
 from stack.settings import StackSettings
-from tests.integration.conftest import cassandra_session, native_stack  # noqa: F401
+from tests.integration.conftest import (  # noqa: F401
+    cassandra_session,
+    cdc_chain,
+    native_stack,
+)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from capstock.simulator import Simulator, start_simulator
 from stack.components import Cassandra, Component, Connect, Kafka, Postgres
 from stack.pipeline import BIN, SupervisorProcess, pipeline_env
 from stack.process import pid_alive, start_detached, stop_pid
-from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration
@@ -46,15 +45,9 @@ def exchange() -> Iterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-def chain(native_stack: StackSettings, cassandra_session, supervisor, tmp_path_factory):  # type: ignore[no-untyped-def]
-    harness = CdcHarness(native_stack, work_dir=tmp_path_factory.mktemp("faults"))
-    harness.create_stores(cassandra_session)
-    try:
-        harness.register_source()
-        harness.start_sink()
-        yield harness
-    finally:
-        harness.teardown(cassandra_session)
+def chain(cdc_chain: CdcHarness, supervisor: SupervisorProcess) -> CdcHarness:
+    """The isolated chain (tests/integration/conftest.py), with the supervisor watching."""
+    return cdc_chain
 
 
 class RunningProducer:
