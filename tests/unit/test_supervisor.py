@@ -34,11 +34,16 @@ from stack.supervisor import Backoff, Supervisor
 
 @dataclass
 class Fake:
-    """A component whose process is `argv`; start() fails if it dies within 0.2 s."""
+    """A component whose process is `argv`; start() fails if it dies within 0.2 s.
+
+    ``crashes``: the process exits by itself; start() waits for that (bounded, not
+    reaping it) so a loaded machine cannot turn a crash into a successful start.
+    """
 
     name: str
     home: Path
     argv: list[str] = field(default_factory=lambda: ["sleep", "60"])
+    crashes: bool = False
     starts: int = 0
 
     @property
@@ -58,7 +63,9 @@ class Fake:
             return "already running"
         self.starts += 1
         pid = start_detached(self.argv, self.log_file, self.pid_file)
-        time.sleep(0.2)
+        deadline = time.monotonic() + (10.0 if self.crashes else 0.2)
+        while time.monotonic() < deadline and (pid_alive(pid) or not self.crashes):
+            time.sleep(0.02)
         if not pid_alive(pid):
             raise StackError(f"{self.name}: process {pid} exited\n(log tail)")
         return f"started (pid {pid})"
@@ -189,7 +196,8 @@ def test_a_stop_in_progress_is_not_mistaken_for_a_crash(fakes, tmp_path: Path) -
 
 
 def test_a_crash_loop_is_retried_with_growing_spacing(fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    fake = make(fakes, tmp_path, argv=["sh", "-c", "echo 'FATAL: data directory is full'; exit 3"])
+    crash = ["sh", "-c", "echo 'FATAL: data directory is full'; exit 3"]
+    fake = make(fakes, tmp_path, argv=crash, crashes=True)
     with pytest.raises(StackError):
         fake.start()
     clock = Clock()
