@@ -743,36 +743,46 @@ class Cassandra(Component):
         finally:
             cluster.shutdown()
 
+    def nodetool(self, *command: str, login: bool = True) -> subprocess.CompletedProcess[str]:
+        """nodetool over JMX; ``login``: as the JMX user (its password read from a file)."""
+        s = self.settings
+        credentials = ["-u", s.cassandra_jmx_user, "-pwf", str(self.nodetool_login)]
+        return subprocess.run(
+            [
+                "java",
+                "-Xmx128m",
+                *[o for o in self.jvm_options() if o.startswith("--add")],
+                "-cp",
+                read_classpath(s, "cassandra"),
+                "org.apache.cassandra.tools.NodeTool",
+                *("-h", "127.0.0.1", "-p", str(s.cassandra_jmx_port)),
+                *(credentials if login else []),
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     def stop(self) -> str:
         pid = self.pid()
         if pid is None:
             return "not running"
         # Drain first: flush memtables and stop accepting writes, so the next
         # start replays no commit log.
-        drain = subprocess.run(
-            [
-                "java",
-                "-Xmx128m",
-                *[o for o in self.jvm_options() if o.startswith("--add")],
-                "-cp",
-                read_classpath(self.settings, "cassandra"),
-                "org.apache.cassandra.tools.NodeTool",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.settings.cassandra_jmx_port),
-                "-pwf",
-                str(self.nodetool_login),
-                "drain",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        drained = "drained" if drain.returncode == 0 else "drain failed"
+        drain = self.nodetool("drain")
+        drained = "drained" if drain.returncode == 0 else f"drain failed ({nodetool_error(drain)})"
         clean = stop_pid(pid, what=self.name, timeout=self.stop_timeout, sig=signal.SIGTERM)
         self.pid_file.unlink(missing_ok=True)
         return f"{drained}, {'stopped' if clean else 'killed'}"
+
+
+def nodetool_error(done: subprocess.CompletedProcess[str]) -> str:
+    """nodetool's own "error: ..." line (it logs DEBUG noise around it)."""
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.strip().startswith("error:"):
+            return line.strip()
+    return f"exit {done.returncode}"
 
 
 def all_components(settings: StackSettings) -> list[Component]:

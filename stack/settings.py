@@ -11,6 +11,7 @@ import os
 import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stack import secrets
 from stack.secrets import ENV_FILE, parse_env
@@ -50,6 +51,11 @@ def ensure_secrets() -> list[str]:
     return generated
 
 
+def secret_field(name: str) -> Any:
+    """A password field: generated on first use, and kept out of repr() (tracebacks, logs)."""
+    return field(default_factory=lambda: secret(name), repr=False)
+
+
 def secret(name: str) -> str:
     """A password: set by the user, else generated into .env on first use (no default)."""
     value = env(name, "")
@@ -79,17 +85,15 @@ class StackSettings:
     postgres_db: str = field(default_factory=lambda: env("POSTGRES_DB", "cap_stock_db"))
     # The roles (see .env.example): producer, Debezium, Grafana. No superuser among them.
     postgres_user: str = field(default_factory=lambda: env("POSTGRES_USER", "cap_stock"))
-    postgres_password: str = field(default_factory=lambda: secret("POSTGRES_PASSWORD"))
+    postgres_password: str = secret_field("POSTGRES_PASSWORD")
     postgres_cdc_user: str = field(
         default_factory=lambda: env("POSTGRES_CDC_USER", "cap_stock_cdc")
     )
-    postgres_cdc_password: str = field(default_factory=lambda: secret("POSTGRES_CDC_PASSWORD"))
+    postgres_cdc_password: str = secret_field("POSTGRES_CDC_PASSWORD")
     postgres_reader_user: str = field(
         default_factory=lambda: env("POSTGRES_READER_USER", "cap_stock_reader")
     )
-    postgres_reader_password: str = field(
-        default_factory=lambda: secret("POSTGRES_READER_PASSWORD")
-    )
+    postgres_reader_password: str = secret_field("POSTGRES_READER_PASSWORD")
     # Started as root, every service runs as this unprivileged system user instead
     # (PostgreSQL even refuses root).
     os_user: str = field(default_factory=lambda: env("STACK_OS_USER", "capstock"))
@@ -106,21 +110,17 @@ class StackSettings:
     cassandra_admin_user: str = field(
         default_factory=lambda: env("CASSANDRA_ADMIN_USER", "cap_stock_admin")
     )
-    cassandra_admin_password: str = field(
-        default_factory=lambda: secret("CASSANDRA_ADMIN_PASSWORD")
-    )
+    cassandra_admin_password: str = secret_field("CASSANDRA_ADMIN_PASSWORD")
     cassandra_user: str = field(default_factory=lambda: env("CASSANDRA_USER", "cap_stock"))
-    cassandra_password: str = field(default_factory=lambda: secret("CASSANDRA_PASSWORD"))
+    cassandra_password: str = secret_field("CASSANDRA_PASSWORD")
     cassandra_reader_user: str = field(
         default_factory=lambda: env("CASSANDRA_READER_USER", "cap_stock_reader")
     )
-    cassandra_reader_password: str = field(
-        default_factory=lambda: secret("CASSANDRA_READER_PASSWORD")
-    )
+    cassandra_reader_password: str = secret_field("CASSANDRA_READER_PASSWORD")
     cassandra_jmx_user: str = field(
         default_factory=lambda: env("CASSANDRA_JMX_USER", "cap_stock_jmx")
     )
-    cassandra_jmx_password: str = field(default_factory=lambda: secret("CASSANDRA_JMX_PASSWORD"))
+    cassandra_jmx_password: str = secret_field("CASSANDRA_JMX_PASSWORD")
     # The data-center name the native node announces (cassandra.yaml's snitch default).
     cassandra_datacenter: str = field(
         default_factory=lambda: env("CASSANDRA_DATACENTER", "datacenter1")

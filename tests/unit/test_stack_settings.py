@@ -61,3 +61,13 @@ def test_ports_come_from_the_environment(monkeypatch) -> None:  # type: ignore[n
 def test_dead_pid_is_not_alive() -> None:
     assert pid_alive(None) is False
     assert pid_alive(2**22 + 12345) is False
+
+
+def test_no_password_shows_in_the_settings_repr(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    names = [n for n in StackSettings.__dataclass_fields__ if n.endswith("_password")]
+    for name in names:
+        monkeypatch.setenv(name.upper(), f"pw-{name}-x9")
+    text = repr(StackSettings())
+    assert len(names) == 7
+    assert not [n for n in names if f"pw-{n}-x9" in text]
+    assert "postgres_user=" in text  # the repr still shows the rest
