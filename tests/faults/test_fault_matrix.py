@@ -24,8 +24,10 @@ import pytest
 from capstock.simulator import Simulator, start_simulator
 
 from stack.components import Cassandra, Component, Connect, Kafka, Postgres
+from stack.connect_api import request
 from stack.pipeline import BIN, SupervisorProcess, pipeline_env
 from stack.process import pid_alive, start_detached, stop_pid
+from stack.replication import Recovery, connector_state, heal_lost_slot, slot_row, slot_status
 from tests.integration.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration
@@ -239,3 +241,81 @@ def test_producer_sigterm_during_a_postgres_outage_spools_and_exits_non_zero(
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert not list((chain.work_dir / "spool").glob("*.jsonl"))
     chain.wait_mirrored(cassandra_session, MIRROR_TIMEOUT)
+
+
+# -- a lost replication slot ---------------------------------------------------------------
+
+
+def lose_the_slot(chain: CdcHarness) -> None:
+    """Stop the chain's source, cap the WAL a slot may hold at 1 MB and push WAL past it
+    while the producer keeps writing, until Postgres invalidates the slot; then lift the
+    cap again. What a long Connect outage does to a busy database."""
+    request("PUT", f"{chain.settings.connect_url}/connectors/{chain.source_name}/stop")
+    wait_for(
+        lambda: connector_state(chain.settings.connect_url, chain.source_name) == "STOPPED",
+        HEAL_TIMEOUT,
+        lambda: f"{chain.source_name} not STOPPED",
+    )
+    postgres = Postgres(chain.settings)
+    with postgres.superuser_connection() as conn:
+        conn.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        conn.execute("SELECT pg_reload_conf()")
+        try:
+
+            def lost() -> bool:
+                time.sleep(1)  # the producer writes in between
+                for _ in range(3):
+                    conn.execute("SELECT pg_switch_wal()")
+                    time.sleep(0.3)
+                conn.execute("CHECKPOINT")
+                row = slot_row(conn, chain.name)
+                return bool(row and row["wal_status"] == "lost")
+
+            wait_for(lost, HEAL_TIMEOUT, lambda: f"slot {chain.name} never lost")
+        finally:
+            conn.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            conn.execute("SELECT pg_reload_conf()")
+        status = slot_status(conn, database=chain.name, registered=True, slot=chain.name)
+    # What `make status` prints (and fails on).
+    assert status.state == "lost" and status.error, status.line()
+    assert "make resnapshot" in status.line()
+
+
+def test_a_lost_slot_is_dropped_by_the_supervisor_check_and_debezium_snapshots_again(
+    chain, producer, cassandra_session
+) -> None:
+    lose_the_slot(chain)
+    postgres = Postgres(chain.settings)
+    said: list[str] = []
+    # The supervisor's periodic check, pointed at the chain's connector.
+    assert heal_lost_slot(
+        chain.settings.connect_url,
+        postgres.superuser_connection,
+        said.append,
+        source=chain.source_document(),
+    )
+    assert "snapshots every table again" in "\n".join(said)
+    request("PUT", f"{chain.settings.connect_url}/connectors/{chain.source_name}/resume")
+    wait_connectors_running(chain)
+    settle(chain, producer, cassandra_session, time.monotonic())
+
+
+def test_make_resnapshot_recovers_a_lost_slot(chain, producer, cassandra_session) -> None:
+    lose_the_slot(chain)
+    postgres = Postgres(chain.settings)
+    began = time.monotonic()
+    said: list[str] = []
+    Recovery(
+        chain.settings.connect_url,
+        postgres.superuser_connection,
+        chain.name,
+        say=said.append,
+        timeout=HEAL_TIMEOUT,
+        snapshot_timeout=HEAL_TIMEOUT,
+        source=chain.source_document(),
+    ).run()
+    assert any("snapshot done" in line for line in said), said
+    with postgres.superuser_connection() as conn:
+        status = slot_status(conn, database=chain.name, registered=True, slot=chain.name)
+    assert status.state == "ok", status.line()
+    settle(chain, producer, cassandra_session, began)
