@@ -71,14 +71,15 @@ wait_running() {
   local name=$1 deadline=$((SECONDS + wait_seconds)) status states
   while true; do
     status=$(curl_json GET "/connectors/$name/status" 2>/dev/null) || status='{}'
-    states=$(jq -r '[.connector.state // "UNKNOWN"] + [.tasks[]?.state] | join(" ")' <<<"$status")
+    # One format with `make status`: RUNNING (task 0=RUNNING, task 1=RUNNING)
+    states=$(jq -r '(.connector.state // "UNKNOWN") + " (" + ([.tasks[]? | "task \(.id)=\(.state)"] | if length == 0 then "no tasks" else join(", ") end) + ")"' <<<"$status")
     if jq -e '.connector.state == "FAILED" or any(.tasks[]?; .state == "FAILED")' <<<"$status" >/dev/null; then
       say "$name FAILED; trace:" >&2
       jq -r '(.connector.trace // empty), (.tasks[]? | select(.state == "FAILED") | .trace)' <<<"$status" >&2
       exit 1
     fi
     if jq -e '.connector.state == "RUNNING" and (.tasks | length > 0) and all(.tasks[]; .state == "RUNNING")' <<<"$status" >/dev/null; then
-      say "$name RUNNING ($states)"
+      say "$name $states"
       return 0
     fi
     [ $SECONDS -lt $deadline ] || fail "$name not RUNNING after ${wait_seconds}s (states: $states)"

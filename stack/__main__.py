@@ -1,7 +1,7 @@
 """Native stack runner: `python -m stack up|pipeline|down|status|clean|supervise|resnapshot`.
 
 $ python -m stack up          # start Postgres, Kafka, Connect, Cassandra; wait until healthy
-$ python -m stack status      # one line per component; exit 1 if any is down or the slot is lost
+$ python -m stack status      # every process, connector, table; exit 1 if anything is down or stale
 $ python -m stack down        # stop the supervisor, then the rest in reverse order; keep the data
 $ python -m stack clean       # stop, then delete .stack/ (data, logs, pids)
 $ python -m stack supervise   # start the supervisor (`pipeline` does) if it is not running
@@ -14,10 +14,9 @@ import argparse
 import sys
 import time
 
-from stack import pipeline, replication, sink_progress, supervisor
-from stack.components import Component, Connect, Postgres, all_components, prepare_home, wipe
-from stack.grafana import Grafana
-from stack.process import StackError, rss_kib
+from stack import pipeline, preflight, replication, status, supervisor
+from stack.components import Connect, Postgres, all_components, prepare_home, wipe
+from stack.process import StackError
 from stack.settings import StackSettings
 
 
@@ -40,11 +39,14 @@ def up(settings: StackSettings) -> int:
 
 
 def pipeline_up(settings: StackSettings, source: str) -> int:
-    try:  # a wrong CASSANDRA_SINK is reported before anything starts
-        sink_log = "connect.log" if pipeline.sink_choice() == "datastax" else "python-sink.log"
-    except StackError as err:
+    try:  # settings, and the exchange for live, before anything starts
+        preflight.check(settings, source)
+    except preflight.PreflightError as err:
         print(f"pipeline: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
+    sink = pipeline.sink_choice()
+    sink_log = "connect.log" if sink == "datastax" else "python-sink.log"
+    status.record_run(settings, source, sink)
     if up(settings) != 0:
         return 1
     try:
@@ -71,6 +73,7 @@ def down(settings: StackSettings) -> int:
         for component in components:
             print(f"{component.name}: {component.stop()}", flush=True)
         (settings.run_dir / supervisor.STATE_FILE).unlink(missing_ok=True)
+        status.forget_run(settings)
     return 0
 
 
@@ -87,95 +90,6 @@ def supervise(settings: StackSettings, source: str | None, foreground: bool) -> 
     return 0
 
 
-def _status_line(component: Component, restarts: int) -> tuple[bool, str]:
-    pid = component.pid()
-    healthy = False
-    version = "-"
-    if pid:
-        try:
-            healthy = component.healthy()
-            version = component.version()
-        except Exception:
-            healthy = False
-    state = "up" if healthy else ("starting/unhealthy" if pid else "down")
-    rss = rss_kib(pid)
-    rss_text = f"{rss / 1024:.0f} MiB" if rss else "-"
-    port = component.port or "-"
-    return healthy, (
-        f"{component.name:<10} {state:<18} pid={pid or '-':<8} port={port:<6} "
-        f"version={version:<12} rss={rss_text:<8} restarts={restarts}"
-    )
-
-
-def _connector_lines(
-    connect: Connect, settings: StackSettings, restarts: dict
-) -> tuple[bool, list[str]]:
-    """Print each connector's state (and a sink's progress): (all healthy, names)."""
-    healthy = True
-    connectors = connect.connectors()
-    for name, connector in connectors.items():
-        state = connector["status"]
-        tasks = state.get("tasks", [])
-        states = [state["connector"]["state"], *(t["state"] for t in tasks)]
-        text = ", ".join(f"task {t['id']}={t['state']}" for t in tasks)
-        print(
-            f"  connector {name}: {state['connector']['state']} ({text or 'no tasks'}) "
-            f"restarts={supervisor.connector_restarts_of(restarts, name)}"
-        )
-        healthy &= bool(tasks) and all(s == "RUNNING" for s in states)
-        if connector["info"]["type"] == "sink" and "RUNNING" in states:
-            progressing, line = sink_progress.describe(
-                settings.kafka_bootstrap, name, connector["info"]["config"]
-            )
-            print(f"    {line}")
-            healthy &= progressing
-    return healthy, list(connectors)
-
-
-def _slot_line(settings: StackSettings, registered: bool | None) -> bool:
-    """Print the replication slot's state; False when it is missing or lost."""
-    try:
-        with Postgres(settings).superuser_connection() as conn:
-            slot = replication.slot_status(
-                conn, database=settings.postgres_db, registered=registered
-            )
-    except Exception as err:
-        print(f"  slot: cannot read pg_replication_slots: {str(err).strip()[:200]}")
-        return False
-    print(f"  {slot.line()}")
-    return not slot.error
-
-
-def status(settings: StackSettings) -> int:
-    all_up = True
-    total_rss = 0
-    restarts = supervisor.read_state(settings.run_dir)
-    optional = [
-        *pipeline.pipeline_components(settings),
-        Grafana(settings),
-        pipeline.SupervisorProcess(settings),
-    ]
-    started = [p for p in optional if p.pid_file.exists()]
-    registered: bool | None = None
-    postgres_up = False
-    for component in [*all_components(settings), *started]:
-        healthy, line = _status_line(component, supervisor.restarts_of(restarts, component.name))
-        all_up &= healthy
-        total_rss += rss_kib(component.pid()) or 0
-        print(line)
-        postgres_up |= healthy and isinstance(component, Postgres)
-        if healthy and isinstance(component, Connect):
-            connectors_ok, names = _connector_lines(component, settings, restarts)
-            all_up &= connectors_ok
-            registered = replication.source_config()["name"] in names
-    if postgres_up:
-        all_up &= _slot_line(settings, registered)
-    if not pipeline.SupervisorProcess(settings).pid_file.exists():
-        print("supervisor not running: nothing restarts a crashed component (make demo starts it)")
-    print(f"total rss {total_rss / 1024:.0f} MiB")
-    return 0 if all_up else 1
-
-
 def resnapshot(settings: StackSettings, force: bool, timeout: float) -> int:
     """Make Cassandra converge to Postgres after the slot was lost; safe to run again.
 
@@ -184,8 +98,7 @@ def resnapshot(settings: StackSettings, force: bool, timeout: float) -> int:
     """
     postgres, connect = Postgres(settings), Connect(settings)
     for component in (postgres, connect):
-        healthy, _ = _status_line(component, 0)
-        if not healthy:
+        if status.component_entry(component, 0)["state"] != "up":
             print(f"resnapshot: {component.name} is not up; start the stack first (make stack-up)")
             return 1
     name = replication.source_config()["name"]
@@ -244,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force", action="store_true", help="resnapshot: even if the slot looks healthy"
     )
+    parser.add_argument("--json", action="store_true", help="status: one JSON object")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -261,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "down":
         return down(settings)
     if args.command == "status":
-        return status(settings)
+        return status.main(settings, as_json=args.json)
     if args.command == "supervise":
         return supervise(settings, args.source, args.foreground)
     if args.command == "resnapshot":

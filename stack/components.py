@@ -348,14 +348,14 @@ class Postgres(Component):
             )
         return pid
 
-    def superuser_connection(self):  # type: ignore[no-untyped-def]
+    def superuser_connection(self, dbname: str = "postgres"):  # type: ignore[no-untyped-def]
         import psycopg
 
         return psycopg.connect(
             host=str(self.socket_dir),
             port=self.port,
             user="postgres",
-            dbname="postgres",
+            dbname=dbname,
             autocommit=True,
             connect_timeout=5,
         )

@@ -11,6 +11,7 @@ Python process reading the same register_cassandra.json with its own consumer gr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -66,6 +67,8 @@ class PipelineProcess(Component):
 
     argv: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The settings (variable prefixes) the process reads: a change restarts it.
+    reads: tuple[str, ...] = ("",)
     start_timeout: float = 30.0
     stop_timeout: float = 30.0
 
@@ -75,7 +78,9 @@ class PipelineProcess(Component):
 
     def launch(self) -> int:
         env = {**pipeline_env(self.settings), **self.extra_env}
-        return self.detach(self.argv, self.log_file, env=env)
+        pid = self.detach(self.argv, self.log_file, env=env)
+        write_json(self.spec_file, self.spec())
+        return pid
 
     def healthy(self) -> bool:
         return self.pid() is not None
@@ -83,9 +88,46 @@ class PipelineProcess(Component):
     def version(self) -> str:
         return "-"
 
+    @property
+    def spec_file(self) -> Path:
+        return self.settings.run_dir / f"{self.name}.spec.json"
+
+    def spec(self) -> dict[str, str]:
+        """What the process is started with: its command and settings (passwords hashed)."""
+        from capstock.config import known_names
+
+        known = known_names()
+        values = {k: v for k, v in os.environ.items() if k in known}
+        values.update({**pipeline_env(self.settings), **self.extra_env})
+        return {"command": " ".join(self.argv)} | {
+            name: shown(name, value)
+            for name, value in sorted(values.items())
+            if name.startswith(self.reads)
+        }
+
+    def changes(self) -> list[str]:
+        """How the running process's spec differs from what a start now would give it."""
+        try:
+            before = json.loads(self.spec_file.read_text())
+        except (OSError, ValueError):
+            return []  # started before specs were kept: leave it alone
+        now = self.spec()
+        return [
+            name
+            if name.endswith(SECRET_SUFFIXES)
+            else f"{name} {before.get(name, '(unset)')!r} -> {now.get(name, '(unset)')!r}"
+            for name in sorted(set(before) | set(now))
+            if before.get(name) != now.get(name)
+        ]
+
     def start(self) -> str:
+        """Start; a running process started with other settings is restarted (and says why)."""
         if self.pid():
-            return "already running"
+            changed = self.changes()
+            if not changed:
+                return "already running"
+            self.stop()
+            return f"restarted (pid {self.launch_and_wait()}), changed: {'; '.join(changed)}"
         return f"started (pid {self.launch_and_wait()})"
 
 
@@ -103,10 +145,29 @@ class Simulator(PipelineProcess):
 
     def __post_init__(self) -> None:
         self.argv = [str(BIN / "cap-stock"), "simulator", "--port", str(self.port)]
+        self.reads = ("SIMULATOR_",)
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.api_url}/v3/ping", timeout=2) as resp:
             return resp.status == 200
+
+
+SECRET_SUFFIXES = ("_PASSWORD", "_SECRET", "_KEY")
+
+
+def shown(name: str, value: str) -> str:
+    """A setting as kept in a spec file: secrets only as a digest."""
+    if name.endswith(SECRET_SUFFIXES):
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+    return value
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.chmod(0o640)
+    tmp.replace(path)
 
 
 def sink_choice() -> str:
@@ -127,6 +188,7 @@ class PythonSink(PipelineProcess):
 
     def __post_init__(self) -> None:
         self.argv = [str(BIN / "cap-stock-sink"), "--config", str(SINK_CONFIG)]
+        self.reads = ("KAFKA_", "CASSANDRA_", "LOG_")
 
 
 @dataclass
@@ -136,6 +198,7 @@ class Producer(PipelineProcess):
 
     def __post_init__(self) -> None:
         self.argv = [str(BIN / "cap-stock"), "run"]
+        self.reads = ("POSTGRES_", "BINANCE_", "UNIVERSE_", "JOB_", "LOG_", "PRODUCER_")
         if self.api_url:
             self.extra_env = {"BINANCE_API_URL": self.api_url}
 
@@ -209,12 +272,14 @@ def up(settings: StackSettings, source: str) -> None:
     prepare(settings, sink)
     start_sink(settings, sink)
     api_url = None
+    simulator = Simulator(settings)
     if source == "demo":
-        simulator = Simulator(settings)
         if simulator.pid() is None and port_open(simulator.port):
             raise StackError(f"simulator: port {simulator.port} is taken; set SIMULATOR_PORT")
         print(f"simulator: {simulator.start()} at {simulator.api_url}", flush=True)
         api_url = simulator.api_url
+    elif simulator.pid():
+        print(f"simulator: {simulator.stop()} (not used with --source live)", flush=True)
     producer = Producer(settings, api_url=api_url)
     print(f"producer: {producer.start()}", flush=True)
     print(f"grafana: {Grafana(settings).start()}", flush=True)

@@ -162,7 +162,7 @@ def stop_pid(pid: int, *, what: str, timeout: float, sig: int = signal.SIGTERM) 
 
 
 def rss_kib(pid: int | None) -> int | None:
-    """Resident set size of pid and its children, in KiB."""
+    """Resident set size of pid and its children (not detached services), in KiB."""
     if not pid_alive(pid):
         return None
     total = 0
@@ -182,7 +182,17 @@ def _children(pid: int) -> list[int]:
         kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return found
-    for kid in kids:
-        found.append(int(kid))
-        found.extend(_children(int(kid)))
+    for kid in map(int, kids):
+        if _session_leader(kid):
+            continue  # a service the supervisor restarted: counted on its own line
+        found.append(kid)
+        found.extend(_children(kid))
     return found
+
+
+def _session_leader(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return int(fields[3]) == pid  # after the state: ppid, pgrp, session

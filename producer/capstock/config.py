@@ -11,7 +11,9 @@ One settings class per component; :class:`Settings` bundles those the producer n
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -296,3 +298,116 @@ def load_settings(env_file: str | None = ".env") -> Settings:
 def postgres_conninfo(env_file: str | None = ".env") -> str:
     """Conninfo for the configured Postgres (POSTGRES_* variables and .env)."""
     return load(PostgresSettings, _env_file=env_file).conninfo()
+
+
+# -- variable names ------------------------------------------------------------------------
+
+# A variable with one of these prefixes that no component reads is a typo.
+PREFIXES = (
+    "POSTGRES_",
+    "BINANCE_",
+    "UNIVERSE_",
+    "JOB_",
+    "LOG_",
+    "PRODUCER_",
+    "CASSANDRA_",
+    "KAFKA_",
+    "CONNECT_",
+    "SIMULATOR_",
+    "STACK_",
+    "GRAFANA_",
+    "AKHQ_",
+)
+
+# Read outside the settings classes: by the native runner (stack/), the sink, the simulator,
+# docker-compose.yml and the tools the stack starts (Kafka's and Cassandra's scripts).
+OTHER_NAMES = frozenset(
+    {
+        # stack/settings.py, stack/pipeline.py, stack/grafana.py
+        "STACK_HOME",
+        "STACK_OS_USER",
+        "STACK_KAFKA_HEAP",
+        "STACK_CONNECT_HEAP",
+        "POSTGRES_CDC_PASSWORD",
+        "POSTGRES_READER_PASSWORD",
+        "POSTGRES_ADMIN_PASSWORD",
+        "POSTGRES_MAX_SLOT_WAL_KEEP_SIZE",
+        "KAFKA_PORT",
+        "KAFKA_CONTROLLER_PORT",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_ADVERTISED_HOST",
+        "KAFKA_CLUSTER_ID",
+        "CONNECT_PORT",
+        "CONNECT_URL",
+        "CONNECT_WAIT_SECONDS",
+        "CONNECT_WATCHDOG_INTERVAL",
+        "CASSANDRA_SINK",
+        "CASSANDRA_PASSWORD",
+        "CASSANDRA_READER_PASSWORD",
+        "CASSANDRA_STORAGE_PORT",
+        "CASSANDRA_JMX_PORT",
+        "CASSANDRA_JMX_USER",
+        "CASSANDRA_JMX_PASSWORD",
+        "CASSANDRA_MAX_HEAP_SIZE",
+        "CASSANDRA_HEAP_NEWSIZE",
+        "GRAFANA_PORT",
+        "GRAFANA_HOME",
+        "GRAFANA_ADMIN_USER",
+        "GRAFANA_ADMIN_PASSWORD",
+        "AKHQ_PORT",
+        "PRODUCER_SPOOL_DIR",
+        # the simulator (capstock.simulator.server, SIMULATOR_<option>)
+        "SIMULATOR_HOST",
+        "SIMULATOR_PORT",
+        "SIMULATOR_SYMBOLS",
+        "SIMULATOR_SEED",
+        "SIMULATOR_TRADE_RATE",
+        "SIMULATOR_HISTORY_MINUTES",
+        "SIMULATOR_WEIGHT_LIMIT",
+        "SIMULATOR_BAN_SECONDS",
+        # read by Kafka's and Cassandra's own launch scripts
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "CONNECT_HEAP_OPTS",
+        "CASSANDRA_HOME",
+        "CASSANDRA_CONF",
+    }
+)
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    """Every settings class whose variables users set (producer and schema set-up)."""
+    from capstock.cassandra_setup import CassandraSettings
+
+    return [
+        PostgresSettings,
+        BinanceSettings,
+        UniverseSettings,
+        JobSettings,
+        LogSettings,
+        SpoolSettings,
+        CassandraSettings,
+    ]
+
+
+def known_names() -> set[str]:
+    names = set(OTHER_NAMES)
+    for model in settings_classes():
+        prefix = str(model.model_config.get("env_prefix", ""))
+        names.update(f"{prefix}{name}".upper() for name in model.model_fields)
+    return names
+
+
+def unknown_names(names: Iterable[str]) -> list[str]:
+    """One message per variable that looks like ours but that nothing reads."""
+    known = known_names()
+    problems = []
+    for name in sorted(set(names)):
+        if not name.startswith(PREFIXES) or name in known:
+            continue
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {guess[0]}?" if guess else "; see .env.example for the settings"
+        problems.append(f"{name} is not a setting of cap-stock{hint}")
+    return problems

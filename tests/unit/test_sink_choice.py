@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stack import pipeline
@@ -43,11 +45,12 @@ def test_only_the_datastax_sink_registers_the_sink_connector(
 
 
 def test_a_wrong_sink_stops_the_pipeline_before_the_stack_starts(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from stack import __main__ as stack_cli
 
     monkeypatch.setenv("CASSANDRA_SINK", "nope")
     monkeypatch.setattr(stack_cli, "up", lambda settings: pytest.fail("the stack was started"))
-    assert stack_cli.pipeline_up(None, "demo") == 2  # type: ignore[arg-type]
+    settings = StackSettings(home=tmp_path)
+    assert stack_cli.pipeline_up(settings, "demo") == 2
     assert "CASSANDRA_SINK='nope'" in capsys.readouterr().err

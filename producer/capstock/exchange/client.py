@@ -29,6 +29,7 @@ import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
+from capstock import config
 from capstock.backoff import Backoff, RetriesExhausted, Sleeper
 from capstock.config import BinanceSettings
 from capstock.exchange import limits
@@ -311,6 +312,63 @@ def _json_array(symbols: list[str]) -> str:
     return json.dumps(list(symbols), separators=(",", ":"))
 
 
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception: requests wraps urllib3, which wraps the socket error."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or error.__context__
+        if inner is None:
+            # urllib3's MaxRetryError keeps its cause in .reason, requests in args[0]
+            inner = getattr(error, "reason", None)
+            if not isinstance(inner, BaseException) and error.args:
+                inner = error.args[0] if isinstance(error.args[0], BaseException) else None
+        if not isinstance(inner, BaseException) or id(inner) in seen:
+            return error
+        seen.add(id(inner))
+        error = inner
+
+
 def _brief(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text[:200]}"
+    """The error and, when it wraps others, its root cause, in full (logs keep the why)."""
+    text = f"{type(error).__name__}: {str(error) or type(error).__name__}"
+    cause = root_cause(error)
+    if cause is not error:
+        text += f" (root cause {type(cause).__name__}: {cause})"
+    return text
+
+
+class ExchangeUnreachable(Exception):
+    """The configured exchange does not answer. ``str()`` names the URL, the cause and the fix."""
+
+
+OFFLINE_FIX = (
+    "check the network (a proxy goes in HTTPS_PROXY), or run offline against the bundled "
+    "exchange simulator with `make demo`"
+)
+
+
+def probe(settings: BinanceSettings) -> None:
+    """One GET /api/v3/ping with the real client, no retries; raises ExchangeUnreachable."""
+    url = f"{settings.api_url}/v3/ping"
+    client = make_binance_client(settings)
+    try:
+        client.ping()
+    except BinanceAPIException as e:
+        raise ExchangeUnreachable(_refusal(url, e.status_code, e.code, e.message)) from None
+    except (*TRANSIENT_ERRORS, ValueError) as e:
+        cause = root_cause(e)
+        raise ExchangeUnreachable(
+            f"{url} does not answer: {type(cause).__name__}: {cause}. Fix: {OFFLINE_FIX}"
+        ) from None
+
+
+def _refusal(url: str, status: int, code: int | None, message: str) -> str:
+    said = f"{url} answered HTTP {status} (code {code}: {message})"
+    if status == 451:
+        return (
+            f"{said}: Binance serves no API from this location. Fix: market data is also "
+            f"served at BINANCE_API_URL={config.MARKET_DATA_API_URL}; or {OFFLINE_FIX}"
+        )
+    if status in (418, 429):
+        return f"{said}: this IP is rate limited or banned; wait, then start again"
+    return f"{said}. Fix: check BINANCE_API_URL (a REST base ending in /api)"

@@ -1,0 +1,113 @@
+"""`make status` text and the run record, and how `make up` tells a changed process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stack import pipeline, status
+from stack.settings import StackSettings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> StackSettings:
+    return StackSettings(home=tmp_path)
+
+
+def test_task_states_have_one_format() -> None:
+    connector = {
+        "state": "RUNNING",
+        "tasks": [{"id": 0, "state": "RUNNING"}, {"id": 1, "state": "FAILED"}],
+    }
+    assert status.task_text(connector) == "RUNNING (task 0=RUNNING, task 1=FAILED)"
+    assert status.task_text({"state": "UNASSIGNED", "tasks": []}) == "UNASSIGNED (no tasks)"
+    script = (pipeline.REPO_ROOT / "connect_connectors.sh").read_text()
+    assert '"task \\(.id)=\\(.state)"' in script  # the same words from the shell script
+
+
+def test_the_run_record_names_the_processes_a_start_meant(settings: StackSettings) -> None:
+    status.record_run(settings, "demo", "python")
+    assert status.read_run(settings)["processes"] == [
+        "python-sink",
+        "simulator",
+        "producer",
+        "supervisor",
+    ]
+    status.record_run(settings, "live", "datastax")
+    assert status.read_run(settings)["processes"] == ["producer", "supervisor"]
+    status.forget_run(settings)
+    assert status.read_run(settings) == {}
+
+
+def test_the_text_ends_with_the_verdict() -> None:
+    report = status.Report(
+        components=[
+            {
+                "name": "producer",
+                "state": "down",
+                "pid": None,
+                "port": None,
+                "version": "-",
+                "rss_mib": None,
+                "restarts": 2,
+            }
+        ],
+        tables=[
+            {
+                "table": "recent_trades",
+                "postgres_newest": "2026-11-21T10:00:00+00:00",
+                "age_s": 412.0,
+                "stale_after_s": 120.0,
+                "stale": True,
+                "in_cassandra": False,
+            }
+        ],
+        problems=["producer: down", "recent_trades: newest row 412s old (stale after 120s)"],
+    )
+    text = status.render(report)
+    assert "producer    down" in text and "restarts=2" in text
+    assert "recent_trades" in text and "NOT YET  STALE" in text
+    assert (
+        text.splitlines()[-1]
+        == "NOT OK: producer: down; recent_trades: newest row 412s old (stale after 120s)"
+    )
+    assert not report.ok and '"ok": false' in report.to_json()
+    assert status.render(status.Report()).splitlines()[-1] == "ok"
+
+
+def test_a_changed_setting_is_named_and_a_password_only_by_name(
+    settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = pipeline.Producer(settings, api_url="http://127.0.0.1:8900/api")
+    pipeline.write_json(producer.spec_file, producer.spec())
+    assert producer.changes() == []
+    spec_text = producer.spec_file.read_text()
+    assert settings.postgres_password not in spec_text and "sha256:" in spec_text
+
+    monkeypatch.setenv("BINANCE_API_URL", "https://data-api.binance.vision/api")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "rotated-password-1")
+    # `make up` after `make demo` (a new runner: no simulator URL, the new password)
+    live = pipeline.Producer(StackSettings(home=settings.home))
+    changes = live.changes()
+    assert (
+        "BINANCE_API_URL 'http://127.0.0.1:8900/api' -> 'https://data-api.binance.vision/api'"
+        in changes
+    )
+    assert "POSTGRES_PASSWORD" in changes
+    assert not any("rotated-password-1" in c for c in changes)
+
+
+def test_no_spec_file_means_no_restart(settings: StackSettings) -> None:
+    assert pipeline.Producer(settings).changes() == []
+
+
+def test_a_process_restarts_only_for_settings_it_reads(
+    settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulator = pipeline.Simulator(settings)
+    pipeline.write_json(simulator.spec_file, simulator.spec())
+    monkeypatch.setenv("UNIVERSE_SIZE", "5")
+    assert simulator.changes() == []
+    monkeypatch.setenv("SIMULATOR_SEED", "7")
+    assert simulator.changes() == ["SIMULATOR_SEED '(unset)' -> '7'"]
