@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed-$(notdir $(PYTHON))-system
 FETCH_STAMP := .stack/classpath/.fetched
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv fetch stack-up stack-down stack-status demo up down status supervise resnapshot clean test test-unit lint connectors bench
+.PHONY: help deps venv fetch stack-up stack-down stack-status demo up down status watch supervise resnapshot clean test test-unit lint connectors bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ up: deps venv fetch ## the whole pipeline against live Binance (BINANCE_API_URL)
 down: ## stop everything (producer, simulator, sink, stack), keep the data
 	@$(PY) -m stack down
 
-status: ## every component and connector, restart counts, the replication slot; non-zero exit if any is down or the slot is lost
+status: ## every process, connector, table freshness, the slot; non-zero exit if anything is down, failing or stale
 	@$(PY) -m stack status
+
+watch: ## the pipeline live in the terminal: status, rows/s per table in both stores, latest prices
+	@$(PY) -m stack watch
 
 supervise: ## start the supervisor that restarts crashed components, if not running (make demo/up start it)
 	@$(PY) -m stack supervise

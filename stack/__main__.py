@@ -2,6 +2,7 @@
 
 $ python -m stack up          # start Postgres, Kafka, Connect, Cassandra; wait until healthy
 $ python -m stack status      # every process, connector, table; exit 1 if anything is down or stale
+$ python -m stack watch       # the same, refreshed in place, with rows/s and the latest prices
 $ python -m stack down        # stop the supervisor, then the rest in reverse order; keep the data
 $ python -m stack clean       # stop, then delete .stack/ (data, logs, pids)
 $ python -m stack supervise   # start the supervisor (`pipeline` does) if it is not running
@@ -14,7 +15,7 @@ import argparse
 import sys
 import time
 
-from stack import pipeline, preflight, replication, status, supervisor
+from stack import pipeline, preflight, replication, status, supervisor, watch
 from stack.components import Connect, Postgres, all_components, prepare_home, wipe
 from stack.process import StackError
 from stack.settings import StackSettings
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "command",
-        choices=["up", "pipeline", "down", "status", "clean", "supervise", "resnapshot"],
+        choices=["up", "pipeline", "down", "status", "watch", "clean", "supervise", "resnapshot"],
     )
     parser.add_argument(
         "--source",
@@ -158,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         "--force", action="store_true", help="resnapshot: even if the slot looks healthy"
     )
     parser.add_argument("--json", action="store_true", help="status: one JSON object")
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="watch: seconds between refreshes"
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -176,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return down(settings)
     if args.command == "status":
         return status.main(settings, as_json=args.json)
+    if args.command == "watch":
+        return watch.main(settings, args.interval)
     if args.command == "supervise":
         return supervise(settings, args.source, args.foreground)
     if args.command == "resnapshot":

@@ -10,7 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
 [ -x "/usr/lib/postgresql/$POSTGRES_MAJOR/bin/postgres" ] || need+=("postgresql-$POSTGRES_MAJOR")
 command -v psql >/dev/null || need+=("postgresql-client-$POSTGRES_MAJOR")
-for tool in curl jq; do command -v "$tool" >/dev/null || need+=("$tool"); done
+# tmux: the tests drive the terminal view (`make watch`) in it.
+for tool in curl jq tmux; do command -v "$tool" >/dev/null || need+=("$tool"); done
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 # The system interpreter (the Makefile's venv uses it: services cannot reach /root).
