@@ -70,6 +70,30 @@ def normalise(value: Any) -> Any:
     return value
 
 
+def drop_slot(settings: StackSettings, slot: str, timeout: float = 30.0) -> None:
+    """Drop a test's replication slot once its deleted connector's task let go of it."""
+    deadline = time.monotonic() + timeout
+    with Postgres(settings).superuser_connection() as conn:
+        while True:
+            row = conn.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [slot]
+            ).fetchone()
+            if row is None:
+                return
+            if not row[0] or time.monotonic() > deadline:
+                with contextlib.suppress(Exception):
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+                return
+            time.sleep(0.5)
+
+
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(topics, operation_timeout=30).values():
+        with contextlib.suppress(Exception):  # never created: nothing to delete
+            future.result()
+
+
 @dataclass
 class CdcHarness:
     settings: StackSettings
@@ -231,28 +255,20 @@ class CdcHarness:
         self.stop_sink()
         self.stop_python_sink()
         delete_connector(self.settings.connect_url, self.source_name)
-        time.sleep(1)  # let the task release the replication slot
+        drop_slot(self.settings, self.name)
         with Postgres(self.settings).superuser_connection() as conn:
-            conn.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_name = %s AND NOT active",
-                [self.name],
-            )
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
             )
         for keyspace in {self.name, self.python_keyspace or self.name}:
             cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
         topics = [self.topic(t) for t in TABLES.values()]
         topics += [
             self.dead_letter_topic,
             self.python_dead_letter_topic,
             f"__debezium-heartbeat.{self.name}",
         ]
-        for future in admin.delete_topics(topics, operation_timeout=30).values():
-            with contextlib.suppress(Exception):
-                future.result()
+        delete_topics(self.settings.kafka_bootstrap, topics)
 
     # -- reading both stores -----------------------------------------------------------
 

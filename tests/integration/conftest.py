@@ -39,6 +39,46 @@ def native_stack() -> Iterator[StackSettings]:
             component.stop()
 
 
+def footprint(settings: StackSettings) -> dict[str, set[str]]:
+    """What tests could leave behind in the shared stack."""
+    from confluent_kafka.admin import AdminClient
+
+    from stack.connect_api import request
+
+    with Postgres(settings).superuser_connection() as conn:
+        slots = {r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots")}
+        databases = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    cluster, session = Cassandra(settings).admin_session()
+    try:
+        keyspaces = {
+            r.keyspace_name
+            for r in session.execute("SELECT keyspace_name FROM system_schema.keyspaces")
+        }
+    finally:
+        cluster.shutdown()
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    return {
+        "replication slots": slots,
+        "databases": databases,
+        "connectors": set(request("GET", f"{settings.connect_url}/connectors")),
+        "keyspaces": keyspaces,
+        "topics": set(admin.list_topics(timeout=10).topics),
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_no_trace(native_stack: StackSettings) -> Iterator[None]:
+    """The suite leaves the shared stack as it found it: no slot, database, connector,
+    keyspace or topic of its own remains (a running pipeline's are never touched)."""
+    before = footprint(native_stack)
+    yield
+    after = footprint(native_stack)
+    left = {kind: sorted(after[kind] - before[kind]) for kind in after}
+    assert not any(left.values()), (
+        f"the tests left these behind: { {k: v for k, v in left.items() if v} }"
+    )
+
+
 @pytest.fixture
 def postgres_conninfo(native_stack: StackSettings) -> Iterator[str]:
     """A fresh, empty database owned by the pipeline role, dropped afterwards."""

@@ -18,10 +18,10 @@ from capstock.cassandra_schema import access_cql
 from capstock.connectors import SINK_CLASS
 
 from stack.connect_api import delete_connector, put_connector, request, wait_running
+from tests.integration.cdc_harness import delete_topics, drop_slot
 
 pytestmark = pytest.mark.integration
 
-KEYSPACE = "cap_stock_smoke"
 ROWS = [
     (
         1,
@@ -35,7 +35,7 @@ ROWS = [
 ]
 
 
-def _debezium_config(table: str, prefix: str, slot: str) -> dict[str, str]:
+def _debezium_config(table: str, prefix: str, slot: str, dbname: str) -> dict[str, str]:
     return {
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "plugin.name": "pgoutput",
@@ -43,7 +43,7 @@ def _debezium_config(table: str, prefix: str, slot: str) -> dict[str, str]:
         "database.port": "${env:POSTGRES_PORT}",
         "database.user": "${env:POSTGRES_CDC_USER}",
         "database.password": "${env:POSTGRES_CDC_PASSWORD}",
-        "database.dbname": "${env:POSTGRES_DB}",
+        "database.dbname": dbname,  # the test's own database, not the pipeline's
         "topic.prefix": prefix,
         "table.include.list": f"public.{table}",
         "slot.name": slot,
@@ -63,7 +63,7 @@ def _debezium_config(table: str, prefix: str, slot: str) -> dict[str, str]:
     }
 
 
-def _sink_config(topic: str, table: str) -> dict[str, str]:
+def _sink_config(topic: str, table: str, keyspace: str) -> dict[str, str]:
     columns = ["id", "price", "qty", "at", "flag", "note"]
     return {
         "connector.class": SINK_CLASS,
@@ -75,8 +75,8 @@ def _sink_config(topic: str, table: str) -> dict[str, str]:
         "auth.password": "${env:CASSANDRA_PASSWORD}",
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": "org.apache.kafka.connect.storage.StringConverter",
-        f"topic.{topic}.{KEYSPACE}.{table}.mapping": ", ".join(f"{c}=value.{c}" for c in columns),
-        f"topic.{topic}.{KEYSPACE}.{table}.deletesEnabled": "false",
+        f"topic.{topic}.{keyspace}.{table}.mapping": ", ".join(f"{c}=value.{c}" for c in columns),
+        f"topic.{topic}.{keyspace}.{table}.deletesEnabled": "false",
     }
 
 
@@ -90,13 +90,15 @@ def _wait_for(predicate, timeout: float, what) -> None:  # type: ignore[no-untyp
 
 
 def test_rows_and_an_update_travel_from_postgres_to_cassandra(
-    native_stack, cassandra_session
+    native_stack, cassandra_session, postgres_conninfo: str
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     table, prefix, slot = f"smoke_{suffix}", f"smoke_{suffix}", f"smoke_{suffix}"
     topic = f"{prefix}.public.{table}"
     connector, sink_name = f"smoke-source-{suffix}", f"smoke-sink-{suffix}"
-    conninfo = native_stack.postgres_conninfo()
+    conninfo = postgres_conninfo
+    dbname = conninfo.split("dbname=")[1].split()[0]
+    keyspace = table  # its own keyspace, dropped afterwards
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
@@ -106,22 +108,23 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
         conn.execute(f"CREATE PUBLICATION {slot}_pub FOR TABLE {table}")
         conn.execute(f"GRANT SELECT ON {table} TO {native_stack.postgres_cdc_user}")
     cassandra_session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} "
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} "
         "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
     )
     cassandra_session.execute(
-        f"CREATE TABLE {KEYSPACE}.{table} (id bigint PRIMARY KEY, price decimal, qty decimal, "
+        f"CREATE TABLE {keyspace}.{table} (id bigint PRIMARY KEY, price decimal, qty decimal, "
         "at timestamp, flag boolean, note text)"
     )
     for statement in access_cql(
-        KEYSPACE, native_stack.cassandra_user, native_stack.cassandra_reader_user
+        keyspace, native_stack.cassandra_user, native_stack.cassandra_reader_user
     ):
         cassandra_session.execute(statement)
 
     try:
-        put_connector(native_stack.connect_url, sink_name, _sink_config(topic, table))
+        put_connector(native_stack.connect_url, sink_name, _sink_config(topic, table, keyspace))
         wait_running(native_stack.connect_url, sink_name)
-        put_connector(native_stack.connect_url, connector, _debezium_config(table, prefix, slot))
+        source = _debezium_config(table, prefix, slot, dbname)
+        put_connector(native_stack.connect_url, connector, source)
         wait_running(native_stack.connect_url, connector)
 
         with psycopg.connect(conninfo) as conn:
@@ -150,7 +153,7 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
 
         def cassandra_matches() -> bool:
             rows = cassandra_session.execute(
-                f"SELECT id, price, qty, at, flag, note FROM {KEYSPACE}.{table}"
+                f"SELECT id, price, qty, at, flag, note FROM {keyspace}.{table}"
             )
             seen.clear()
             seen.update(
@@ -164,7 +167,7 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
 
         _wait_for(cassandra_matches, 90, mismatch)
         price = (
-            cassandra_session.execute(f"SELECT price FROM {KEYSPACE}.{table} WHERE id = 1")
+            cassandra_session.execute(f"SELECT price FROM {keyspace}.{table} WHERE id = 1")
             .one()
             .price
         )
@@ -172,7 +175,6 @@ def test_rows_and_an_update_travel_from_postgres_to_cassandra(
     finally:
         delete_connector(native_stack.connect_url, sink_name)
         delete_connector(native_stack.connect_url, connector)
-        cassandra_session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.{table}")
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-            conn.execute(f"DROP PUBLICATION IF EXISTS {slot}_pub")
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+        drop_slot(native_stack, slot)
+        delete_topics(native_stack.kafka_bootstrap, [topic, f"__debezium-heartbeat.{prefix}"])
