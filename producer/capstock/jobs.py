@@ -59,6 +59,8 @@ log = logging.getLogger("capstock.jobs")
 HEARTBEAT_SOURCE = "producer"
 EXCHANGE_JOBS = ("ticker_24hr", "klines", "trades", "depth", "prices")
 """Jobs that call the exchange, so skip while it bans us."""
+EXAMPLES = 5
+"""Symbols named in a log line about many (the count says how many there are)."""
 
 
 class Writer(Protocol):
@@ -126,6 +128,7 @@ class Producer:
         self.trade_gaps_total = 0
         self.trade_ids_missing_total = 0
         self._ban_logged = False
+        self._extra_prices_logged = 0
 
     def _now(self):
         return now_utc(self._clock)
@@ -369,7 +372,12 @@ class Producer:
     # -- one-call jobs ----------------------------------------------------------------------
 
     def prices(self) -> JobResult:
-        """Latest prices for the whole universe in one ``symbols`` call (weight 4)."""
+        """Latest prices for the whole universe in one ``symbols`` call (weight 4).
+
+        Only the universe is stored. An exchange that ignores the ``symbols`` filter
+        answers for every pair it lists (thousands on Binance); the extra entries are
+        dropped, and their number is logged when it changes, not on every run.
+        """
         if self.exchange_banned():
             return JobResult("prices", banned=True)
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
@@ -388,6 +396,7 @@ class Producer:
                 result.interrupted = True
             except Banned:
                 result.banned = self.exchange_banned()
+        raw = self._universe_prices(raw, set(symbols))
         ts = self._now()
         rows, result.bad = parse_each(
             raw, lambda p: price_row(p, ts=ts, ingested_at=ts), context="prices"
@@ -395,6 +404,31 @@ class Producer:
         result.symbols = len(rows)
         self._write(result, LATEST_PRICES, rows)
         return self._finish(result, started, weight0)
+
+    def _universe_prices(self, raw: list[Any], universe: set[str]) -> list[Any]:
+        """``raw`` without the entries of symbols outside ``universe`` (malformed entries
+        stay, for :func:`parse_each` to count)."""
+        kept, extra = [], []
+        for entry in raw:
+            symbol = entry.get("symbol") if isinstance(entry, dict) else None
+            if isinstance(symbol, str) and symbol not in universe:
+                extra.append(symbol)
+            else:
+                kept.append(entry)
+        if len(extra) != self._extra_prices_logged:
+            if extra:
+                log.warning(
+                    "prices: the exchange ignored the symbols filter and returned %d symbols "
+                    "outside the universe (e.g. %s); only the %d universe symbols are stored "
+                    "(logged again when that number changes)",
+                    len(extra),
+                    ", ".join(sorted(extra)[:EXAMPLES]),
+                    len(universe),
+                )
+            elif self._extra_prices_logged:
+                log.info("prices: the exchange applies the symbols filter again")
+            self._extra_prices_logged = len(extra)
+        return kept
 
     def heartbeat(self) -> JobResult:
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested

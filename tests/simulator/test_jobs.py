@@ -137,6 +137,24 @@ def test_trade_id_gap_is_counted_and_reported_in_the_heartbeat(simulator, simula
     assert p.writer.tables["heartbeat"][("producer",)]["trade_gaps_total"] == 1
 
 
+def test_prices_store_only_the_universe_when_the_exchange_ignores_the_filter(simulator, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    simulator.add_fault("unfiltered", paths=["ticker/price"])
+    p = make_producer(simulator.url)
+    p.refresh_universe()
+    universe = {r.symbol for r in p.universe}
+    first, second = p.prices(), p.prices()
+    assert {k[0] for k in p.writer.tables["latest_prices"]} == universe
+    assert first.symbols == second.symbols == 4 and first.bad == 0
+    extra = len(simulator.symbols()) - 4  # 4 more USDT pairs, ETHBTC and BNBBTC
+    line = f"returned {extra} symbols outside the universe (e.g. BNBBTC, "
+    assert caplog.text.count("ignored the symbols filter") == 1, "logged once, not per run"
+    assert line in caplog.text
+    simulator.clear_faults()
+    p.prices()
+    assert caplog.text.count("applies the symbols filter again") == 1
+
+
 def test_invalid_symbol_in_the_list_is_skipped_with_a_log_line(simulator_url, caplog):
     p = make_producer(simulator_url, symbols=["BTCUSDT", "NOPEUSDT", "SHIBUSDT"])
     result = p.refresh_universe()

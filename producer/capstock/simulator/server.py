@@ -663,6 +663,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault is not None and fault.kind == "unfiltered":
+            params = {k: v for k, v in params.items() if k != "symbols"}
         try:
             body = _dumps(sim.answer(endpoint, params))
             status = 200
@@ -798,7 +800,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KIND[,key=value...]",
         help="inject a fault, repeatable: 429,count=3,retry_after=2 | 418,count=1 | "
         "5xx,probability=0.1,status=503 | slow,delay=3 | malformed,count=2 | "
-        "truncated,paths=depth",
+        "truncated,paths=depth | unfiltered,paths=ticker/price",
     )
 
 
