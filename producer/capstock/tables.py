@@ -137,7 +137,11 @@ _KINDS: dict[str, tuple[str, str]] = {
     "bool": ("boolean", "boolean"),
 }
 
-_INGESTED_AT = _col("ingested_at", "time", pg_default="now()")
+NOW_MS = "date_trunc('milliseconds', now())"
+"""Postgres' current time at the precision both stores keep (Cassandra's ``timestamp`` has
+milliseconds; a bare ``now()`` carries microseconds that Cassandra would drop)."""
+
+_INGESTED_AT = _col("ingested_at", "time", pg_default=NOW_MS)
 
 KLINE_DATA = Table(
     name="kline_data",
@@ -280,6 +284,26 @@ HEARTBEAT = Table(
     on_conflict="update",
     pruned=False,
 )
+
+DEBEZIUM_HEARTBEAT_SOURCE = "debezium"
+
+
+def debezium_heartbeat_query(table: Table = HEARTBEAT) -> str:
+    """Debezium's ``heartbeat.action.query`` (register-postgres.json): upserts the
+    ``debezium`` row of the heartbeat table, every time column at :data:`NOW_MS`, so the
+    row is identical in Postgres and Cassandra. Runs every ``heartbeat.interval.ms`` as
+    Debezium's role, and moves the slot forward while the tables are idle.
+    """
+    times = [c.name for c in table.columns if c.pg_type == "timestamptz"]
+    (key,) = table.primary_key
+    columns = ", ".join([key, *times])
+    values = ", ".join([f"'{DEBEZIUM_HEARTBEAT_SOURCE}'", *[NOW_MS] * len(times)])
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in times)
+    return (
+        f"INSERT INTO {table.name} ({columns}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
 
 TABLES: dict[str, Table] = {
     t.name: t for t in (KLINE_DATA, RECENT_TRADES, ORDER_BOOK, TOP_24HR, LATEST_PRICES, HEARTBEAT)

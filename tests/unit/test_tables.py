@@ -62,7 +62,7 @@ def test_ddl_is_derived_from_the_declaration():
     assert '"open" numeric NOT NULL' in ddl
     assert '"trade_count" bigint NOT NULL' in ddl
     assert re.search(r'"rank" integer,', ddl), "rank is nullable"
-    assert '"ingested_at" timestamptz NOT NULL DEFAULT now()' in ddl
+    assert "\"ingested_at\" timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now())" in ddl
     assert ddl.rstrip().endswith('PRIMARY KEY ("symbol", "interval", "open_time")\n);')
     columns = re.findall(r'^\s+"(\w+)" ', ddl, re.M)
     assert tuple(columns) == TABLES["kline_data"].column_names
