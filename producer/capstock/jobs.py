@@ -72,6 +72,8 @@ class Writer(Protocol):
 
     def last_trade_id(self, symbol: str) -> int | None: ...
 
+    def trade_gaps_total(self, source: str) -> int | None: ...
+
     def close(self) -> None: ...
 
 
@@ -106,7 +108,12 @@ class JobResult:
 
 
 class Producer:
-    """Holds the universe and per-symbol state (last trade ids, gap counter) between runs."""
+    """Holds the universe and per-symbol state (last trade ids, gap counter) between runs.
+
+    The trade-gap total is persistent: the heartbeat stores it in Postgres, and each beat
+    writes the stored total plus the gaps this process found since its last stored beat,
+    so a restart, or a ``once`` beside a running producer, adds to it.
+    """
 
     def __init__(
         self,
@@ -125,13 +132,27 @@ class Producer:
         self.universe: list[Ranked] = []
         self.rejected_symbols: set[str] = set()
         self.last_trade_ids: dict[str, int | None] = {}
-        self.trade_gaps_total = 0
+        self.trade_gaps_stored: int | None = None
+        """The total in Postgres when last read or written; None until known."""
+        self.trade_gaps_unsaved = 0
+        """Gaps this process found that no stored heartbeat includes yet."""
         self.trade_ids_missing_total = 0
         self._ban_logged = False
         self._extra_prices_logged = 0
 
     def _now(self):
         return now_utc(self._clock)
+
+    @property
+    def trade_gaps_total(self) -> int:
+        """Every gap counted so far, by earlier runs (as stored) and by this one."""
+        return (self.trade_gaps_stored or 0) + self.trade_gaps_unsaved
+
+    def _read_trade_gaps(self) -> int | None:
+        stored = self.writer.trade_gaps_total(HEARTBEAT_SOURCE)
+        if stored is not None:
+            self.trade_gaps_stored = stored
+        return stored
 
     def exchange_banned(self) -> bool:
         """True while the exchange bans us; logs when a ban starts and when it ends."""
@@ -301,8 +322,8 @@ class Producer:
 
         A gap is a missing run of ids between the last id already stored and the first new
         one (the exchange had more trades between two polls than ``JOB_TRADES_LIMIT``), or
-        inside one response. Each gap adds 1 to ``trade_gaps_total`` (reported in the
-        heartbeat row) and is logged with the number of ids missing.
+        inside one response. Each gap adds 1 to ``trade_gaps_total`` (stored by the
+        heartbeat, see the class docstring) and is logged with the number of ids missing.
         """
         pending: dict[str, int] = {}
 
@@ -328,7 +349,9 @@ class Producer:
                 if prev is not None and tid != prev + 1:
                     missing = tid - prev - 1
                     result.gaps += 1
-                    self.trade_gaps_total += 1
+                    if self.trade_gaps_stored is None:
+                        self._read_trade_gaps()
+                    self.trade_gaps_unsaved += 1
                     self.trade_ids_missing_total += missing
                     log.warning(
                         "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d",
@@ -431,17 +454,26 @@ class Producer:
         return kept
 
     def heartbeat(self) -> JobResult:
+        """The producer's heartbeat row, with the persistent trade-gap total: the stored
+        one read again (another run may have added to it) plus this process's unsaved
+        gaps. While Postgres is unreachable the total is unknown and the row carries NULL,
+        which keeps the stored value (``keep_when_null``); the unsaved gaps are added by
+        the first beat that reaches Postgres."""
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
         result = JobResult("heartbeat")
+        stored = self._read_trade_gaps()
+        total = None if stored is None else stored + self.trade_gaps_unsaved
         now = self._now()
         row = heartbeat_row(
             HEARTBEAT_SOURCE,
             beat_time=now,
             weight_used_1m=self.exchange.pacer.used,
-            trade_gaps_total=self.trade_gaps_total,
+            trade_gaps_total=total,
             ingested_at=now,
         )
         self._write(result, HEARTBEAT, [row])
+        if total is not None and not result.spooled:
+            self.trade_gaps_stored, self.trade_gaps_unsaved = total, 0
         return self._finish(result, started, weight0)
 
     def retention(self) -> JobResult:

@@ -50,7 +50,9 @@ class Column:
     """One column, typed for both stores.
 
     ``nullable`` only matters in Postgres (primary-key columns are always NOT NULL);
-    ``pg_default`` is a Postgres default expression, e.g. ``now()``.
+    ``pg_default`` is a Postgres default expression, e.g. :data:`NOW_MS`. With
+    ``keep_when_null``, an update that carries NULL keeps the stored value (a running
+    total the writer does not know at that moment).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Column:
     cql_type: str
     nullable: bool = False
     pg_default: str | None = None
+    keep_when_null: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,18 @@ class Table:
         return tuple(n for n in self.column_names if n not in self.primary_key)
 
 
-def _col(name: str, kind: str, *, nullable: bool = False, pg_default: str | None = None) -> Column:
+def _col(
+    name: str,
+    kind: str,
+    *,
+    nullable: bool = False,
+    pg_default: str | None = None,
+    keep_when_null: bool = False,
+) -> Column:
     pg, cql = _KINDS[kind]
-    return Column(name, pg, cql, nullable=nullable, pg_default=pg_default)
+    return Column(
+        name, pg, cql, nullable=nullable, pg_default=pg_default, keep_when_null=keep_when_null
+    )
 
 
 # Logical kinds -> (Postgres type, Cassandra type). Only these pairs are used.
@@ -268,13 +280,14 @@ HEARTBEAT = Table(
     name="heartbeat",
     description=(
         "One row per source, overwritten on every beat: 'producer' writes it on a timer, "
-        "Debezium's heartbeat action query writes 'debezium'."
+        "Debezium's heartbeat action query writes 'debezium'. trade_gaps_total counts "
+        "every trade-id gap any producer run found (each run adds to the stored total)."
     ),
     columns=(
         _col("source", "text"),
         _col("beat_time", "time"),
         _col("weight_used_1m", "int", nullable=True),
-        _col("trade_gaps_total", "bigint", nullable=True),
+        _col("trade_gaps_total", "bigint", nullable=True, keep_when_null=True),
         _INGESTED_AT,
     ),
     primary_key=("source",),

@@ -39,6 +39,9 @@ class MemoryWriter:
         for v in values:
             row = dict(zip(table.column_names, v, strict=True))
             key = tuple(row[k] for k in table.primary_key)
+            for column in table.columns:  # the COALESCE of conflict_clause
+                if column.keep_when_null and row[column.name] is None and key in stored:
+                    row[column.name] = stored[key][column.name]
             if key not in stored or (table.on_conflict == "update" and stored[key] != row):
                 stored[key] = row
                 changed += 1
@@ -56,11 +59,15 @@ class MemoryWriter:
         ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
         return max(ids) if ids else None
 
+    def trade_gaps_total(self, source):
+        row = self.tables["heartbeat"].get((source,))
+        return (row or {}).get("trade_gaps_total") or 0
+
     def close(self):
         pass
 
 
-def make_producer(url, clock=None, **universe):
+def make_producer(url, clock=None, writer=None, **universe):
     settings = Settings(
         postgres=load(PostgresSettings),
         binance=load(BinanceSettings, api_url=url),
@@ -71,7 +78,7 @@ def make_producer(url, clock=None, **universe):
     )
     sleeper = RecordingSleeper()
     exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)
-    return Producer(settings, exchange, MemoryWriter(), sleeper=sleeper, clock=clock)
+    return Producer(settings, exchange, writer or MemoryWriter(), sleeper=sleeper, clock=clock)
 
 
 def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
@@ -135,6 +142,71 @@ def test_trade_id_gap_is_counted_and_reported_in_the_heartbeat(simulator, simula
     assert f"trade gap symbol=BTCUSDT last_seen={last} next={last + 8} missing=7" in caplog.text
     p.heartbeat()
     assert p.writer.tables["heartbeat"][("producer",)]["trade_gaps_total"] == 1
+
+
+def _gap(simulator, producer, symbol="BTCUSDT"):
+    simulator.skip_trade_ids(symbol, 3)
+    simulator.market.advance(simulator.market.now_ms + 5_000)
+    assert producer.trades().gaps == 1
+
+
+def test_the_trade_gap_total_persists_across_runs_and_once_adds_to_it(simulator):
+    store = MemoryWriter()
+
+    def stored():
+        return store.tables["heartbeat"][("producer",)]["trade_gaps_total"]
+
+    running = make_producer(simulator.url, writer=store, symbols=["BTCUSDT"])
+    running.once()
+    _gap(simulator, running)
+    running.heartbeat()
+    assert stored() == 1
+
+    # `cap-stock once` beside it (here on another symbol) adds to the stored total ...
+    once = make_producer(simulator.url, writer=store, symbols=["SOLUSDT"])
+    once.once()
+    assert stored() == 1
+    _gap(simulator, once, "SOLUSDT")
+    once.heartbeat()
+    assert stored() == 2
+    # ... and the running producer's next beat keeps it, adding its own new gap.
+    _gap(simulator, running)
+    running.heartbeat()
+    assert stored() == 3 == running.trade_gaps_total
+
+    # A restart continues from the stored total instead of 0.
+    restarted = make_producer(simulator.url, writer=store, symbols=["BTCUSDT"])
+    assert restarted.once()[2].gaps == 0
+    assert stored() == 3
+    _gap(simulator, restarted)
+    assert restarted.trade_gaps_total == 4
+    restarted.heartbeat()
+    assert stored() == 4
+
+
+class UnreachableGaps(MemoryWriter):
+    """Postgres away for the total's read (the SpoolingWriter answers None then)."""
+
+    reachable = False
+
+    def trade_gaps_total(self, source):
+        return super().trade_gaps_total(source) if self.reachable else None
+
+
+def test_a_beat_that_cannot_read_the_total_keeps_the_stored_one(simulator):
+    store = UnreachableGaps()
+    store.tables["heartbeat"][("producer",)] = {"trade_gaps_total": 7}
+    p = make_producer(simulator.url, writer=store, symbols=["BTCUSDT"])
+    p.once()
+    _gap(simulator, p)
+    p.heartbeat()
+    row = store.tables["heartbeat"][("producer",)]
+    assert row["trade_gaps_total"] == 7, "NULL keeps the stored total"
+    assert row["beat_time"] is not None and p.trade_gaps_unsaved == 1
+    store.reachable = True
+    p.heartbeat()
+    assert store.tables["heartbeat"][("producer",)]["trade_gaps_total"] == 8
+    assert (p.trade_gaps_stored, p.trade_gaps_unsaved) == (8, 0)
 
 
 def test_prices_store_only_the_universe_when_the_exchange_ignores_the_filter(simulator, caplog):

@@ -93,6 +93,13 @@ def test_conflict_policies_in_the_upsert_sql():
     assert '"ingested_at" = EXCLUDED."ingested_at"' in klines
     compared = klines.split(" WHERE ", 1)[1]
     assert '"kline_data"."is_closed"' in compared and "ingested_at" not in compared
+    heartbeat = conflict_clause(TABLES["heartbeat"]).as_string(None)
+    keep = 'COALESCE(EXCLUDED."trade_gaps_total", "heartbeat"."trade_gaps_total")'
+    assert f'"trade_gaps_total" = {keep}' in heartbeat, "a NULL total keeps the stored one"
+    assert heartbeat.endswith(f"{keep})"), "and compares what will be stored"
+    assert '"weight_used_1m" = EXCLUDED."weight_used_1m"' in heartbeat
+    keeping = [c.name for t in TABLES.values() for c in t.columns if c.keep_when_null]
+    assert keeping == ["trade_gaps_total"]
 
 
 def test_batches_are_deduplicated_by_primary_key_last_wins():
