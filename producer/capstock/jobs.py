@@ -52,7 +52,7 @@ from capstock.transforms import (
     ticker_24hr_row,
     trade_row,
 )
-from capstock.universe import Ranked, rank_universe
+from capstock.universe import Ranked, Selection, describe_left_out, select_universe
 
 log = logging.getLogger("capstock.jobs")
 
@@ -139,6 +139,7 @@ class Producer:
         self.trade_ids_missing_total = 0
         self._ban_logged = False
         self._extra_prices_logged = 0
+        self._universe_logged = False
 
     def _now(self):
         return now_utc(self._clock)
@@ -251,7 +252,7 @@ class Producer:
         except Banned:
             result.banned = self.exchange_banned()
             return self._finish(result, started, weight0)
-        ranked = rank_universe(
+        selection = select_universe(
             tickers,
             size=u.size,
             rank_by=u.rank_by,
@@ -259,7 +260,9 @@ class Producer:
             min_quote_volume=u.min_quote_volume,
             symbols=[s for s in u.symbols if s not in self.rejected_symbols],
         )
+        ranked = selection.ranked
         if ranked or not self.universe:
+            self._log_universe(selection)
             self.universe = ranked
         ingested_at = self._now()
         rows, result.bad = parse_each(
@@ -270,6 +273,45 @@ class Producer:
         result.symbols = len(ranked)
         self._write(result, TOP_24HR, rows)
         return self._finish(result, started, weight0)
+
+    def _log_universe(self, selection: Selection) -> None:
+        """One line when the universe is first ranked and whenever its members change:
+        who is in, who joined or dropped, and which symbols were left out and why, e.g.::
+
+            universe: 19 of UNIVERSE_SIZE=20 symbols by quote_volume: BTCUSDT ETHUSDT ...;
+            left out: 1 under UNIVERSE_MIN_QUOTE_VOLUME=1000000 (PEPEUSDT=591710.26457726),
+            2 not quoted in USDT (BNBBTC, ETHBTC)
+
+        (one line in the log). A warning when nothing is left in the universe."""
+        new = [r.symbol for r in selection.ranked]
+        old = [r.symbol for r in self.universe]
+        if self._universe_logged and set(new) == set(old):
+            return
+        left_out = dict(selection.left_out)
+        if self.rejected_symbols:
+            left_out["rejected by the exchange"] = [
+                (s, None) for s in sorted(self.rejected_symbols)
+            ]
+        u = self.settings.universe
+        wanted = (
+            f"UNIVERSE_SIZE={u.size}" if not u.symbols else f"{len(u.symbols)} UNIVERSE_SYMBOLS"
+        )
+        if self._universe_logged:
+            joined = [s for s in new if s not in old]
+            dropped = [s for s in old if s not in new]
+            change = f"joined: {' '.join(joined) or '-'}; dropped: {' '.join(dropped) or '-'}"
+        else:
+            change = " ".join(new) or "-"
+        log.log(
+            logging.INFO if new else logging.WARNING,
+            "universe: %d of %s symbols by %s: %s; left out: %s",
+            len(new),
+            wanted,
+            u.rank_by,
+            change,
+            describe_left_out(left_out, EXAMPLES),
+        )
+        self._universe_logged = True
 
     def _explicit_tickers(self, result: JobResult) -> list[dict]:
         wanted = [s for s in self.settings.universe.symbols if s not in self.rejected_symbols]

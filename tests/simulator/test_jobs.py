@@ -160,12 +160,62 @@ def test_prices_store_only_the_universe_when_the_exchange_ignores_the_filter(sim
     assert caplog.text.count("applies the symbols filter again") == 1
 
 
+def test_the_universe_line_says_which_symbols_were_left_out_and_why(caplog):
+    # The demo's market: 20 USDT pairs, seed 1, the default UNIVERSE_SIZE=20 and
+    # UNIVERSE_MIN_QUOTE_VOLUME=1000000 give 19 symbols; the log must say why.
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    with start_simulator(symbols=20, seed=1, history_minutes=1) as sim:
+        p = make_producer(sim.url, size=20, min_quote_volume=Decimal("1000000"))
+        p.refresh_universe()
+        p.refresh_universe()  # the same members: no second line
+    assert len(p.universe) == 19
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("universe:")]
+    assert len(lines) == 1, lines
+    (line,) = lines
+    assert line.startswith("universe: 19 of UNIVERSE_SIZE=20 symbols by quote_volume: ")
+    assert all(r.symbol in line for r in p.universe)
+    left_out = line.split("; left out: ", 1)[1]
+    assert left_out.startswith("1 under UNIVERSE_MIN_QUOTE_VOLUME=1000000 (PEPEUSDT=")
+    assert left_out.endswith(", 2 not quoted in USDT (BNBBTC, ETHBTC)")
+
+
+def test_a_change_of_members_is_logged_with_who_joined_and_who_dropped(simulator, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    p = make_producer(simulator.url, size=3)
+    p.refresh_universe()
+    before = [r.symbol for r in p.universe]
+    # Raise the minimum volume just above the third's: it drops out, nobody replaces it.
+    third = before[2]
+    minimum = Decimal(simulator.market.ticker_24hr(third)["quoteVolume"]) + 1
+    p.settings.universe.min_quote_volume = minimum
+    p.refresh_universe()
+    after = [r.symbol for r in p.universe]
+    assert third not in after and len(after) == 2
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("universe:")][-1]
+    assert f"joined: -; dropped: {third};" in line
+    assert f"under UNIVERSE_MIN_QUOTE_VOLUME={minimum:f} ({third}=" in line
+
+
+def test_an_empty_universe_is_a_warning_that_says_why(simulator, caplog):
+    p = make_producer(simulator.url, size=3, min_quote_volume=Decimal("1e15"))
+    p.refresh_universe()
+    assert p.universe == []
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("universe:")]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(
+        "universe: 0 of UNIVERSE_SIZE=3 symbols by quote_volume: -; "
+        "left out: 8 under UNIVERSE_MIN_QUOTE_VOLUME=1000000000000000 ("
+    )
+
+
 def test_invalid_symbol_in_the_list_is_skipped_with_a_log_line(simulator_url, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
     p = make_producer(simulator_url, symbols=["BTCUSDT", "NOPEUSDT", "SHIBUSDT"])
     result = p.refresh_universe()
     assert result.skipped == ["NOPEUSDT"]
     assert [r.symbol for r in p.universe] == ["BTCUSDT", "SHIBUSDT"]
     assert "skipping symbol=NOPEUSDT job=ticker_24hr status=400 code=-1121" in caplog.text
+    assert "left out: 1 rejected by the exchange (NOPEUSDT)" in caplog.text
     p.refresh_universe()  # remembered: no second -1121 round trip
     assert p.rejected_symbols == {"NOPEUSDT"}
 
