@@ -640,7 +640,8 @@ PIPELINE_HEALTH = Dashboard(
         _stat(
             "Trade-id gaps (producer total)",
             f"{PG_NOTE} heartbeat.trade_gaps_total: gaps between consecutive trade polls that "
-            "the producer counted since it started; shown when its newest beat is in range.",
+            "the producer counted, every run added to the stored total (restarts and "
+            "`cap-stock once` included); shown when its newest beat is in range.",
             _pg(
                 'SELECT beat_time AS "time", trade_gaps_total AS "gaps" FROM heartbeat '
                 "WHERE source = 'producer' AND $__timeFilter(beat_time)"

@@ -143,8 +143,21 @@ class Simulator(PipelineProcess):
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
+    @property
+    def state_dir(self) -> Path:
+        """Where it keeps its market between runs, so `make down` then `make demo`
+        continues the trade ids instead of jumping (capstock.simulator.state)."""
+        return self.settings.data_dir / "simulator"
+
     def __post_init__(self) -> None:
-        self.argv = [str(BIN / "cap-stock"), "simulator", "--port", str(self.port)]
+        self.argv = [
+            str(BIN / "cap-stock"),
+            "simulator",
+            "--port",
+            str(self.port),
+            "--state-dir",
+            str(self.state_dir),
+        ]
         self.reads = ("SIMULATOR_",)
 
     def healthy(self) -> bool:

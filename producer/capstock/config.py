@@ -365,6 +365,7 @@ OTHER_NAMES = frozenset(
         "SIMULATOR_HISTORY_MINUTES",
         "SIMULATOR_WEIGHT_LIMIT",
         "SIMULATOR_BAN_SECONDS",
+        "SIMULATOR_STATE_DIR",
         # read by Kafka's and Cassandra's own launch scripts
         "KAFKA_HEAP_OPTS",
         "KAFKA_OPTS",

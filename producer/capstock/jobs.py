@@ -52,13 +52,15 @@ from capstock.transforms import (
     ticker_24hr_row,
     trade_row,
 )
-from capstock.universe import Ranked, rank_universe
+from capstock.universe import Ranked, Selection, describe_left_out, select_universe
 
 log = logging.getLogger("capstock.jobs")
 
 HEARTBEAT_SOURCE = "producer"
 EXCHANGE_JOBS = ("ticker_24hr", "klines", "trades", "depth", "prices")
 """Jobs that call the exchange, so skip while it bans us."""
+EXAMPLES = 5
+"""Symbols named in a log line about many (the count says how many there are)."""
 
 
 class Writer(Protocol):
@@ -69,6 +71,8 @@ class Writer(Protocol):
     def delete_older_than(self, table: Table, cutoff: datetime, batch: int) -> int: ...
 
     def last_trade_id(self, symbol: str) -> int | None: ...
+
+    def trade_gaps_total(self, source: str) -> int | None: ...
 
     def close(self) -> None: ...
 
@@ -104,7 +108,12 @@ class JobResult:
 
 
 class Producer:
-    """Holds the universe and per-symbol state (last trade ids, gap counter) between runs."""
+    """Holds the universe and per-symbol state (last trade ids, gap counter) between runs.
+
+    The trade-gap total is persistent: the heartbeat stores it in Postgres, and each beat
+    writes the stored total plus the gaps this process found since its last stored beat,
+    so a restart, or a ``once`` beside a running producer, adds to it.
+    """
 
     def __init__(
         self,
@@ -123,12 +132,28 @@ class Producer:
         self.universe: list[Ranked] = []
         self.rejected_symbols: set[str] = set()
         self.last_trade_ids: dict[str, int | None] = {}
-        self.trade_gaps_total = 0
+        self.trade_gaps_stored: int | None = None
+        """The total in Postgres when last read or written; None until known."""
+        self.trade_gaps_unsaved = 0
+        """Gaps this process found that no stored heartbeat includes yet."""
         self.trade_ids_missing_total = 0
         self._ban_logged = False
+        self._extra_prices_logged = 0
+        self._universe_logged = False
 
     def _now(self):
         return now_utc(self._clock)
+
+    @property
+    def trade_gaps_total(self) -> int:
+        """Every gap counted so far, by earlier runs (as stored) and by this one."""
+        return (self.trade_gaps_stored or 0) + self.trade_gaps_unsaved
+
+    def _read_trade_gaps(self) -> int | None:
+        stored = self.writer.trade_gaps_total(HEARTBEAT_SOURCE)
+        if stored is not None:
+            self.trade_gaps_stored = stored
+        return stored
 
     def exchange_banned(self) -> bool:
         """True while the exchange bans us; logs when a ban starts and when it ends."""
@@ -227,7 +252,7 @@ class Producer:
         except Banned:
             result.banned = self.exchange_banned()
             return self._finish(result, started, weight0)
-        ranked = rank_universe(
+        selection = select_universe(
             tickers,
             size=u.size,
             rank_by=u.rank_by,
@@ -235,7 +260,9 @@ class Producer:
             min_quote_volume=u.min_quote_volume,
             symbols=[s for s in u.symbols if s not in self.rejected_symbols],
         )
+        ranked = selection.ranked
         if ranked or not self.universe:
+            self._log_universe(selection)
             self.universe = ranked
         ingested_at = self._now()
         rows, result.bad = parse_each(
@@ -246,6 +273,45 @@ class Producer:
         result.symbols = len(ranked)
         self._write(result, TOP_24HR, rows)
         return self._finish(result, started, weight0)
+
+    def _log_universe(self, selection: Selection) -> None:
+        """One line when the universe is first ranked and whenever its members change:
+        who is in, who joined or dropped, and which symbols were left out and why, e.g.::
+
+            universe: 19 of UNIVERSE_SIZE=20 symbols by quote_volume: BTCUSDT ETHUSDT ...;
+            left out: 1 under UNIVERSE_MIN_QUOTE_VOLUME=1000000 (PEPEUSDT=591710.26457726),
+            2 not quoted in USDT (BNBBTC, ETHBTC)
+
+        (one line in the log). A warning when nothing is left in the universe."""
+        new = [r.symbol for r in selection.ranked]
+        old = [r.symbol for r in self.universe]
+        if self._universe_logged and set(new) == set(old):
+            return
+        left_out = dict(selection.left_out)
+        if self.rejected_symbols:
+            left_out["rejected by the exchange"] = [
+                (s, None) for s in sorted(self.rejected_symbols)
+            ]
+        u = self.settings.universe
+        wanted = (
+            f"UNIVERSE_SIZE={u.size}" if not u.symbols else f"{len(u.symbols)} UNIVERSE_SYMBOLS"
+        )
+        if self._universe_logged:
+            joined = [s for s in new if s not in old]
+            dropped = [s for s in old if s not in new]
+            change = f"joined: {' '.join(joined) or '-'}; dropped: {' '.join(dropped) or '-'}"
+        else:
+            change = " ".join(new) or "-"
+        log.log(
+            logging.INFO if new else logging.WARNING,
+            "universe: %d of %s symbols by %s: %s; left out: %s",
+            len(new),
+            wanted,
+            u.rank_by,
+            change,
+            describe_left_out(left_out, EXAMPLES),
+        )
+        self._universe_logged = True
 
     def _explicit_tickers(self, result: JobResult) -> list[dict]:
         wanted = [s for s in self.settings.universe.symbols if s not in self.rejected_symbols]
@@ -298,8 +364,8 @@ class Producer:
 
         A gap is a missing run of ids between the last id already stored and the first new
         one (the exchange had more trades between two polls than ``JOB_TRADES_LIMIT``), or
-        inside one response. Each gap adds 1 to ``trade_gaps_total`` (reported in the
-        heartbeat row) and is logged with the number of ids missing.
+        inside one response. Each gap adds 1 to ``trade_gaps_total`` (stored by the
+        heartbeat, see the class docstring) and is logged with the number of ids missing.
         """
         pending: dict[str, int] = {}
 
@@ -325,7 +391,9 @@ class Producer:
                 if prev is not None and tid != prev + 1:
                     missing = tid - prev - 1
                     result.gaps += 1
-                    self.trade_gaps_total += 1
+                    if self.trade_gaps_stored is None:
+                        self._read_trade_gaps()
+                    self.trade_gaps_unsaved += 1
                     self.trade_ids_missing_total += missing
                     log.warning(
                         "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d",
@@ -369,7 +437,12 @@ class Producer:
     # -- one-call jobs ----------------------------------------------------------------------
 
     def prices(self) -> JobResult:
-        """Latest prices for the whole universe in one ``symbols`` call (weight 4)."""
+        """Latest prices for the whole universe in one ``symbols`` call (weight 4).
+
+        Only the universe is stored. An exchange that ignores the ``symbols`` filter
+        answers for every pair it lists (thousands on Binance); the extra entries are
+        dropped, and their number is logged when it changes, not on every run.
+        """
         if self.exchange_banned():
             return JobResult("prices", banned=True)
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
@@ -388,6 +461,7 @@ class Producer:
                 result.interrupted = True
             except Banned:
                 result.banned = self.exchange_banned()
+        raw = self._universe_prices(raw, set(symbols))
         ts = self._now()
         rows, result.bad = parse_each(
             raw, lambda p: price_row(p, ts=ts, ingested_at=ts), context="prices"
@@ -396,18 +470,52 @@ class Producer:
         self._write(result, LATEST_PRICES, rows)
         return self._finish(result, started, weight0)
 
+    def _universe_prices(self, raw: list[Any], universe: set[str]) -> list[Any]:
+        """``raw`` without the entries of symbols outside ``universe`` (malformed entries
+        stay, for :func:`parse_each` to count)."""
+        kept, extra = [], []
+        for entry in raw:
+            symbol = entry.get("symbol") if isinstance(entry, dict) else None
+            if isinstance(symbol, str) and symbol not in universe:
+                extra.append(symbol)
+            else:
+                kept.append(entry)
+        if len(extra) != self._extra_prices_logged:
+            if extra:
+                log.warning(
+                    "prices: the exchange ignored the symbols filter and returned %d symbols "
+                    "outside the universe (e.g. %s); only the %d universe symbols are stored "
+                    "(logged again when that number changes)",
+                    len(extra),
+                    ", ".join(sorted(extra)[:EXAMPLES]),
+                    len(universe),
+                )
+            elif self._extra_prices_logged:
+                log.info("prices: the exchange applies the symbols filter again")
+            self._extra_prices_logged = len(extra)
+        return kept
+
     def heartbeat(self) -> JobResult:
+        """The producer's heartbeat row, with the persistent trade-gap total: the stored
+        one read again (another run may have added to it) plus this process's unsaved
+        gaps. While Postgres is unreachable the total is unknown and the row carries NULL,
+        which keeps the stored value (``keep_when_null``); the unsaved gaps are added by
+        the first beat that reaches Postgres."""
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
         result = JobResult("heartbeat")
+        stored = self._read_trade_gaps()
+        total = None if stored is None else stored + self.trade_gaps_unsaved
         now = self._now()
         row = heartbeat_row(
             HEARTBEAT_SOURCE,
             beat_time=now,
             weight_used_1m=self.exchange.pacer.used,
-            trade_gaps_total=self.trade_gaps_total,
+            trade_gaps_total=total,
             ingested_at=now,
         )
         self._write(result, HEARTBEAT, [row])
+        if total is not None and not result.spooled:
+            self.trade_gaps_stored, self.trade_gaps_unsaved = total, 0
         return self._finish(result, started, weight0)
 
     def retention(self) -> JobResult:

@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from capstock.backoff import Backoff, Interrupted, Sleeper
-from capstock.tables import TABLES, Table, grant_sql, postgres_ddl, publication_sql
+from capstock.tables import HEARTBEAT, TABLES, Table, grant_sql, postgres_ddl, publication_sql
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,25 @@ def _idents(names: Sequence[str]) -> sql.Composed:
 
 
 def conflict_clause(table: Table) -> sql.Composable:
-    """``ON CONFLICT`` for the table's policy; updates skip rows whose values are unchanged."""
+    """``ON CONFLICT`` for the table's policy; updates skip rows whose values are unchanged,
+    and a NULL for a ``keep_when_null`` column keeps the stored value."""
     pk = _idents(table.primary_key)
     if table.on_conflict == "ignore" or not table.value_columns:
         return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(pk)
+    target = sql.Identifier(table.name)
+
+    def new_value(name: str) -> sql.Composable:
+        column = sql.Identifier(name)
+        if table.column(name).keep_when_null:
+            return sql.SQL("COALESCE(EXCLUDED.{c}, {t}.{c})").format(c=column, t=target)
+        return sql.SQL("EXCLUDED.{}").format(column)
+
     sets = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.value_columns
+        sql.SQL("{} = {}").format(sql.Identifier(c), new_value(c)) for c in table.value_columns
     )
     compared = [c for c in table.value_columns if c != "ingested_at"]
-    target = sql.Identifier(table.name)
     mine = sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in compared)
-    theirs = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in compared)
+    theirs = sql.SQL(", ").join(new_value(c) for c in compared)
     return sql.SQL(
         "ON CONFLICT ({pk}) DO UPDATE SET {sets} WHERE ({mine}) IS DISTINCT FROM ({theirs})"
     ).format(pk=pk, sets=sets, mine=mine, theirs=theirs)
@@ -352,4 +360,22 @@ class PostgresWriter:
             return row[0] if row else None
 
         result, _ = self._with_retry("read last trade id", query)
+        return result  # type: ignore[return-value]
+
+    def trade_gaps_total(self, source: str) -> int:
+        """The trade-gap total stored in ``source``'s heartbeat row (0 when there is none):
+        what every earlier producer run counted, so this one adds to it."""
+
+        def query(conn: psycopg.Connection) -> int:
+            row = conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+                    sql.Identifier("trade_gaps_total"),
+                    sql.Identifier(HEARTBEAT.name),
+                    sql.Identifier("source"),
+                ),
+                (source,),
+            ).fetchone()
+            return row[0] if row and row[0] is not None else 0
+
+        result, _ = self._with_retry("read trade gaps total", query)
         return result  # type: ignore[return-value]

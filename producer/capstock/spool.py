@@ -389,11 +389,11 @@ class SpoolingWriter:
     """The producer's writer: Postgres when it answers, the spool when it does not.
 
     Same interface as :class:`~capstock.postgres.PostgresWriter` for the jobs (``write``,
-    ``delete_older_than``, ``last_trade_id``, ``close``), plus :meth:`open` (at start:
-    schema, then replay), :meth:`replay` and :meth:`pending`. See the module docstring for
-    the guarantee. If the spool itself fails (disk full), the batch waits for Postgres as
-    the plain writer does; rows still unwritten at shutdown then count in :attr:`lost_rows`
-    and :class:`~capstock.postgres.WriteAbandoned` is raised.
+    ``delete_older_than``, ``last_trade_id``, ``trade_gaps_total``, ``close``), plus
+    :meth:`open` (at start: schema, then replay), :meth:`replay` and :meth:`pending`. See
+    the module docstring for the guarantee. If the spool itself fails (disk full), the batch
+    waits for Postgres as the plain writer does; rows still unwritten at shutdown then count
+    in :attr:`lost_rows` and :class:`~capstock.postgres.WriteAbandoned` is raised.
     """
 
     def __init__(
@@ -670,6 +670,16 @@ class SpoolingWriter:
             self._ensure_schema()
             self.replay()
             return self._call(lambda: self.postgres.last_trade_id(symbol))
+        except DatabaseUnavailable:
+            return None
+
+    def trade_gaps_total(self, source: str) -> int | None:
+        """The stored trade-gap total (after writing the spool); None while Postgres is
+        unreachable (the heartbeat then carries NULL, which keeps the stored total)."""
+        try:
+            self._ensure_schema()
+            self.replay()
+            return self._call(lambda: self.postgres.trade_gaps_total(source))
         except DatabaseUnavailable:
             return None
 

@@ -50,7 +50,9 @@ class Column:
     """One column, typed for both stores.
 
     ``nullable`` only matters in Postgres (primary-key columns are always NOT NULL);
-    ``pg_default`` is a Postgres default expression, e.g. ``now()``.
+    ``pg_default`` is a Postgres default expression, e.g. :data:`NOW_MS`. With
+    ``keep_when_null``, an update that carries NULL keeps the stored value (a running
+    total the writer does not know at that moment).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Column:
     cql_type: str
     nullable: bool = False
     pg_default: str | None = None
+    keep_when_null: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,18 @@ class Table:
         return tuple(n for n in self.column_names if n not in self.primary_key)
 
 
-def _col(name: str, kind: str, *, nullable: bool = False, pg_default: str | None = None) -> Column:
+def _col(
+    name: str,
+    kind: str,
+    *,
+    nullable: bool = False,
+    pg_default: str | None = None,
+    keep_when_null: bool = False,
+) -> Column:
     pg, cql = _KINDS[kind]
-    return Column(name, pg, cql, nullable=nullable, pg_default=pg_default)
+    return Column(
+        name, pg, cql, nullable=nullable, pg_default=pg_default, keep_when_null=keep_when_null
+    )
 
 
 # Logical kinds -> (Postgres type, Cassandra type). Only these pairs are used.
@@ -137,7 +149,11 @@ _KINDS: dict[str, tuple[str, str]] = {
     "bool": ("boolean", "boolean"),
 }
 
-_INGESTED_AT = _col("ingested_at", "time", pg_default="now()")
+NOW_MS = "date_trunc('milliseconds', now())"
+"""Postgres' current time at the precision both stores keep (Cassandra's ``timestamp`` has
+milliseconds; a bare ``now()`` carries microseconds that Cassandra would drop)."""
+
+_INGESTED_AT = _col("ingested_at", "time", pg_default=NOW_MS)
 
 KLINE_DATA = Table(
     name="kline_data",
@@ -264,13 +280,14 @@ HEARTBEAT = Table(
     name="heartbeat",
     description=(
         "One row per source, overwritten on every beat: 'producer' writes it on a timer, "
-        "Debezium's heartbeat action query writes 'debezium'."
+        "Debezium's heartbeat action query writes 'debezium'. trade_gaps_total counts "
+        "every trade-id gap any producer run found (each run adds to the stored total)."
     ),
     columns=(
         _col("source", "text"),
         _col("beat_time", "time"),
         _col("weight_used_1m", "int", nullable=True),
-        _col("trade_gaps_total", "bigint", nullable=True),
+        _col("trade_gaps_total", "bigint", nullable=True, keep_when_null=True),
         _INGESTED_AT,
     ),
     primary_key=("source",),
@@ -280,6 +297,26 @@ HEARTBEAT = Table(
     on_conflict="update",
     pruned=False,
 )
+
+DEBEZIUM_HEARTBEAT_SOURCE = "debezium"
+
+
+def debezium_heartbeat_query(table: Table = HEARTBEAT) -> str:
+    """Debezium's ``heartbeat.action.query`` (register-postgres.json): upserts the
+    ``debezium`` row of the heartbeat table, every time column at :data:`NOW_MS`, so the
+    row is identical in Postgres and Cassandra. Runs every ``heartbeat.interval.ms`` as
+    Debezium's role, and moves the slot forward while the tables are idle.
+    """
+    times = [c.name for c in table.columns if c.pg_type == "timestamptz"]
+    (key,) = table.primary_key
+    columns = ", ".join([key, *times])
+    values = ", ".join([f"'{DEBEZIUM_HEARTBEAT_SOURCE}'", *[NOW_MS] * len(times)])
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in times)
+    return (
+        f"INSERT INTO {table.name} ({columns}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
 
 TABLES: dict[str, Table] = {
     t.name: t for t in (KLINE_DATA, RECENT_TRADES, ORDER_BOOK, TOP_24HR, LATEST_PRICES, HEARTBEAT)

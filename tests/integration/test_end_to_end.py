@@ -149,6 +149,14 @@ def test_heartbeats_reach_cassandra_and_give_freshness(chain, exchange, cassandr
     assert in_cassandra["beat_time"] == producer_beat["beat_time"]
     freshness = datetime.now(UTC).replace(tzinfo=None) - in_cassandra["beat_time"]
     assert timedelta(0) <= freshness
+    # Debezium's own row is written at millisecond precision (the comparison above
+    # normalises both stores to milliseconds, so read Postgres' raw value here).
+    with psycopg.connect(chain.conninfo) as conn:
+        times = conn.execute(
+            "SELECT beat_time, ingested_at FROM heartbeat WHERE source = 'debezium'"
+        ).fetchone()
+    assert times is not None
+    assert [t.microsecond % 1000 for t in times] == [0, 0], times
 
 
 def test_retention_delete_leaves_history_in_cassandra(chain, cassandra_session) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -192,6 +193,41 @@ def test_trade_id_gap_is_counted(postgres_conninfo, frozen_market):
     assert gaps == 1
     missing = [b for a, b in itertools.pairwise(ids) if b != a + 1]
     assert len(missing) == 1
+
+
+def test_trade_gap_total_adds_across_producer_runs(postgres_conninfo, frozen_market):
+    sim, clock = frozen_market
+
+    def stored() -> int | None:
+        with psycopg.connect(postgres_conninfo) as conn:
+            return conn.execute(
+                "SELECT trade_gaps_total FROM heartbeat WHERE source = 'producer'"
+            ).fetchone()[0]
+
+    first = _producer(postgres_conninfo, sim.url, clock=clock, symbols=["ETHUSDT"])
+    first.once()
+    sim.skip_trade_ids("ETHUSDT", 3)
+    clock.advance(30)
+    assert first.trades().gaps == 1
+    first.heartbeat()
+    first.writer.close()
+    assert stored() == 1
+    # The next run (`cap-stock once`, a restart) adds to the stored total, not from 0.
+    second = _producer(postgres_conninfo, sim.url, clock=clock, symbols=["ETHUSDT"])
+    second.once()
+    assert stored() == 1
+    sim.skip_trade_ids("ETHUSDT", 2)
+    clock.advance(30)
+    assert second.trades().gaps == 1
+    second.heartbeat()
+    assert stored() == 2
+    # A beat that does not know the total (Postgres was away for the read) writes NULL,
+    # and the upsert keeps the stored total.
+    now = datetime.now(UTC)
+    row = {"source": "producer", "beat_time": now, "trade_gaps_total": None, "ingested_at": now}
+    second.writer.write(TABLES["heartbeat"], [row])
+    second.writer.close()
+    assert stored() == 2
 
 
 def _terminate_writer_backends(conninfo: str) -> int:

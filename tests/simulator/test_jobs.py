@@ -6,72 +6,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from capstock.backoff import FakeClock, RecordingSleeper
-from capstock.config import (
-    BinanceSettings,
-    JobSettings,
-    LogSettings,
-    PostgresSettings,
-    Settings,
-    SpoolSettings,
-    UniverseSettings,
-    load,
-)
+from capstock.backoff import FakeClock
 from capstock.exchange.client import ExchangeClient
-from capstock.jobs import Producer
-from capstock.postgres import WriteResult, dedupe
 from capstock.simulator import start_simulator
 from capstock.simulator.market import Market
-from capstock.tables import TABLES, Table
 
-
-class MemoryWriter:
-    """Keeps rows by primary key, like the Postgres writer's ON CONFLICT semantics."""
-
-    def __init__(self):
-        self.tables: dict[str, dict[tuple, dict]] = {name: {} for name in TABLES}
-        self.batches: list[tuple[str, int]] = []
-
-    def write(self, table: Table, rows):
-        stored = self.tables[table.name]
-        changed = 0
-        values = dedupe(table, rows)
-        for v in values:
-            row = dict(zip(table.column_names, v, strict=True))
-            key = tuple(row[k] for k in table.primary_key)
-            if key not in stored or (table.on_conflict == "update" and stored[key] != row):
-                stored[key] = row
-                changed += 1
-        self.batches.append((table.name, len(values)))
-        return WriteResult(table.name, len(values), changed, 1)
-
-    def delete_older_than(self, table: Table, cutoff, batch):
-        stored = self.tables[table.name]
-        old = [k for k, row in stored.items() if row["ingested_at"] < cutoff]
-        for key in old:
-            del stored[key]
-        return len(old)
-
-    def last_trade_id(self, symbol):
-        ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
-        return max(ids) if ids else None
-
-    def close(self):
-        pass
-
-
-def make_producer(url, clock=None, **universe):
-    settings = Settings(
-        postgres=load(PostgresSettings),
-        binance=load(BinanceSettings, api_url=url),
-        universe=load(UniverseSettings, **{"size": 4, "min_quote_volume": Decimal(0), **universe}),
-        jobs=load(JobSettings, trades_limit=1000, depth_levels=5, kline_limit=3),
-        log=load(LogSettings),
-        spool=load(SpoolSettings),
-    )
-    sleeper = RecordingSleeper()
-    exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)
-    return Producer(settings, exchange, MemoryWriter(), sleeper=sleeper, clock=clock)
+from tests.simulator.producer_fakes import MemoryWriter, make_producer
 
 
 def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
@@ -137,12 +77,145 @@ def test_trade_id_gap_is_counted_and_reported_in_the_heartbeat(simulator, simula
     assert p.writer.tables["heartbeat"][("producer",)]["trade_gaps_total"] == 1
 
 
+def _gap(simulator, producer, symbol="BTCUSDT"):
+    simulator.skip_trade_ids(symbol, 3)
+    simulator.market.advance(simulator.market.now_ms + 5_000)
+    assert producer.trades().gaps == 1
+
+
+def test_the_trade_gap_total_persists_across_runs_and_once_adds_to_it(simulator):
+    store = MemoryWriter()
+
+    def stored():
+        return store.tables["heartbeat"][("producer",)]["trade_gaps_total"]
+
+    running = make_producer(simulator.url, writer=store, symbols=["BTCUSDT"])
+    running.once()
+    _gap(simulator, running)
+    running.heartbeat()
+    assert stored() == 1
+
+    # `cap-stock once` beside it (here on another symbol) adds to the stored total ...
+    once = make_producer(simulator.url, writer=store, symbols=["SOLUSDT"])
+    once.once()
+    assert stored() == 1
+    _gap(simulator, once, "SOLUSDT")
+    once.heartbeat()
+    assert stored() == 2
+    # ... and the running producer's next beat keeps it, adding its own new gap.
+    _gap(simulator, running)
+    running.heartbeat()
+    assert stored() == 3 == running.trade_gaps_total
+
+    # A restart continues from the stored total instead of 0.
+    restarted = make_producer(simulator.url, writer=store, symbols=["BTCUSDT"])
+    assert restarted.once()[2].gaps == 0
+    assert stored() == 3
+    _gap(simulator, restarted)
+    assert restarted.trade_gaps_total == 4
+    restarted.heartbeat()
+    assert stored() == 4
+
+
+class UnreachableGaps(MemoryWriter):
+    """Postgres away for the total's read (the SpoolingWriter answers None then)."""
+
+    reachable = False
+
+    def trade_gaps_total(self, source):
+        return super().trade_gaps_total(source) if self.reachable else None
+
+
+def test_a_beat_that_cannot_read_the_total_keeps_the_stored_one(simulator):
+    store = UnreachableGaps()
+    store.tables["heartbeat"][("producer",)] = {"trade_gaps_total": 7}
+    p = make_producer(simulator.url, writer=store, symbols=["BTCUSDT"])
+    p.once()
+    _gap(simulator, p)
+    p.heartbeat()
+    row = store.tables["heartbeat"][("producer",)]
+    assert row["trade_gaps_total"] == 7, "NULL keeps the stored total"
+    assert row["beat_time"] is not None and p.trade_gaps_unsaved == 1
+    store.reachable = True
+    p.heartbeat()
+    assert store.tables["heartbeat"][("producer",)]["trade_gaps_total"] == 8
+    assert (p.trade_gaps_stored, p.trade_gaps_unsaved) == (8, 0)
+
+
+def test_prices_store_only_the_universe_when_the_exchange_ignores_the_filter(simulator, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    simulator.add_fault("unfiltered", paths=["ticker/price"])
+    p = make_producer(simulator.url)
+    p.refresh_universe()
+    universe = {r.symbol for r in p.universe}
+    first, second = p.prices(), p.prices()
+    assert {k[0] for k in p.writer.tables["latest_prices"]} == universe
+    assert first.symbols == second.symbols == 4 and first.bad == 0
+    extra = len(simulator.symbols()) - 4  # 4 more USDT pairs, ETHBTC and BNBBTC
+    line = f"returned {extra} symbols outside the universe (e.g. BNBBTC, "
+    assert caplog.text.count("ignored the symbols filter") == 1, "logged once, not per run"
+    assert line in caplog.text
+    simulator.clear_faults()
+    p.prices()
+    assert caplog.text.count("applies the symbols filter again") == 1
+
+
+def test_the_universe_line_says_which_symbols_were_left_out_and_why(caplog):
+    # The demo's market: 20 USDT pairs, seed 1, the default UNIVERSE_SIZE=20 and
+    # UNIVERSE_MIN_QUOTE_VOLUME=1000000 give 19 symbols; the log must say why.
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    with start_simulator(symbols=20, seed=1, history_minutes=1) as sim:
+        p = make_producer(sim.url, size=20, min_quote_volume=Decimal("1000000"))
+        p.refresh_universe()
+        p.refresh_universe()  # the same members: no second line
+    assert len(p.universe) == 19
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("universe:")]
+    assert len(lines) == 1, lines
+    (line,) = lines
+    assert line.startswith("universe: 19 of UNIVERSE_SIZE=20 symbols by quote_volume: ")
+    assert all(r.symbol in line for r in p.universe)
+    left_out = line.split("; left out: ", 1)[1]
+    assert left_out.startswith("1 under UNIVERSE_MIN_QUOTE_VOLUME=1000000 (PEPEUSDT=")
+    assert left_out.endswith(", 2 not quoted in USDT (BNBBTC, ETHBTC)")
+
+
+def test_a_change_of_members_is_logged_with_who_joined_and_who_dropped(simulator, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    p = make_producer(simulator.url, size=3)
+    p.refresh_universe()
+    before = [r.symbol for r in p.universe]
+    # Raise the minimum volume just above the third's: it drops out, nobody replaces it.
+    third = before[2]
+    minimum = Decimal(simulator.market.ticker_24hr(third)["quoteVolume"]) + 1
+    p.settings.universe.min_quote_volume = minimum
+    p.refresh_universe()
+    after = [r.symbol for r in p.universe]
+    assert third not in after and len(after) == 2
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("universe:")][-1]
+    assert f"joined: -; dropped: {third};" in line
+    assert f"under UNIVERSE_MIN_QUOTE_VOLUME={minimum:f} ({third}=" in line
+
+
+def test_an_empty_universe_is_a_warning_that_says_why(simulator, caplog):
+    p = make_producer(simulator.url, size=3, min_quote_volume=Decimal("1e15"))
+    p.refresh_universe()
+    assert p.universe == []
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("universe:")]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(
+        "universe: 0 of UNIVERSE_SIZE=3 symbols by quote_volume: -; "
+        "left out: 8 under UNIVERSE_MIN_QUOTE_VOLUME=1000000000000000 ("
+    )
+
+
 def test_invalid_symbol_in_the_list_is_skipped_with_a_log_line(simulator_url, caplog):
+    caplog.set_level(logging.INFO, logger="capstock.jobs")
     p = make_producer(simulator_url, symbols=["BTCUSDT", "NOPEUSDT", "SHIBUSDT"])
     result = p.refresh_universe()
     assert result.skipped == ["NOPEUSDT"]
     assert [r.symbol for r in p.universe] == ["BTCUSDT", "SHIBUSDT"]
     assert "skipping symbol=NOPEUSDT job=ticker_24hr status=400 code=-1121" in caplog.text
+    assert "left out: 1 rejected by the exchange (NOPEUSDT)" in caplog.text
     p.refresh_universe()  # remembered: no second -1121 round trip
     assert p.rejected_symbols == {"NOPEUSDT"}
 

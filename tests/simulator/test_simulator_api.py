@@ -223,6 +223,19 @@ def test_control_endpoint_faults_and_trade_gap(simulator):
     assert state["requests"]["trades"] == 2 and state["statuses"]["503"] == 1
 
 
+def test_unfiltered_switch_answers_every_symbol_only_when_asked(simulator):
+    asked = '["BTCUSDT","ETHUSDT"]'
+    assert [p["symbol"] for p in get(simulator, "ticker/price", symbols=asked).json()] == [
+        "BTCUSDT",
+        "ETHUSDT",
+    ]
+    simulator.add_fault("unfiltered", count=1)
+    r = get(simulator, "ticker/price", symbols=asked)
+    assert [p["symbol"] for p in r.json()] == simulator.symbols()
+    assert r.headers["x-mbx-used-weight-1m"] == "8", "charged as the request was sent"
+    assert len(get(simulator, "ticker/24hr", symbols=asked).json()) == 2, "count=1 used up"
+
+
 def test_fault_parsing_from_the_command_line_syntax():
     f = Fault.parse("429,count=3,retry_after=2,paths=depth|trades")
     assert (f.kind, f.count, f.retry_after, f.paths) == ("429", 3, 2, ["depth", "trades"])

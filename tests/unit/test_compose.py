@@ -627,6 +627,22 @@ def test_demo_profile_runs_the_simulator_and_points_the_producer_at_it() -> None
     assert f"BINANCE_API_URL=http://{alias}:{port}/api" in script
 
 
+def test_the_simulator_keeps_its_market_across_restarts_in_both_modes() -> None:
+    # Without a state directory every start jumps the trade ids: fake gaps (issue 11).
+    from stack.settings import StackSettings
+
+    settings = StackSettings()
+    argv = pipeline.Simulator(settings).argv
+    assert argv[argv.index("--state-dir") + 1] == str(settings.data_dir / "simulator")
+    simulator = SERVICES["simulator"]
+    command = [str(part) for part in simulator["command"]]
+    state_dir = command[command.index("--state-dir") + 1]
+    (volume,) = _named_mounts(simulator)
+    home = _named_mounts(simulator)[volume][0]
+    assert state_dir.startswith(home + "/"), "on a volume, so it outlives the container"
+    assert volume in COMPOSE["volumes"]
+
+
 def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> None:
     for statement in role_statements("cap_stock"):
         assert "PASSWORD = %s" in statement and "SUPERUSER = true" not in statement

@@ -6,7 +6,7 @@ import json
 import re
 
 from capstock.connectors import SINK_CLASS, SINK_CONFIG, SOURCE_CONFIG, render_sink_document
-from capstock.tables import TABLES
+from capstock.tables import HEARTBEAT, NOW_MS, TABLES, debezium_heartbeat_query
 
 from stack.components import CASSANDRA_SINK_CLASS, Connect
 from stack.settings import StackSettings
@@ -97,4 +97,20 @@ def test_source_carries_exact_values() -> None:
     # (milliseconds and zone) and dates as YYYY-MM-DD, which both sinks parse exactly.
     assert SOURCE["decimal.handling.mode"] == "string"
     assert SOURCE["time.precision.mode"] == "isostring"
-    assert "heartbeat" in SOURCE["heartbeat.action.query"]
+
+
+def test_the_debezium_heartbeat_is_written_at_millisecond_precision() -> None:
+    # A bare now() keeps microseconds in Postgres, which Cassandra's timestamp drops: the
+    # row would differ between the stores.
+    query = SOURCE["heartbeat.action.query"]
+    assert query == debezium_heartbeat_query(), (
+        "register-postgres.json's heartbeat.action.query is not the one capstock.tables "
+        "derives: copy debezium_heartbeat_query() into it"
+    )
+    assert NOW_MS == "date_trunc('milliseconds', now())"
+    assert query.count("now()") == query.count(NOW_MS) == 2, "every now() is truncated"
+    written = query.split("(", 1)[1].split(")", 1)[0].split(", ")
+    times = [c.name for c in HEARTBEAT.columns if c.pg_type == "timestamptz"]
+    assert written == ["source", *times], "every time column is set by the query itself"
+    assert query.startswith(f"INSERT INTO {HEARTBEAT.name} ")
+    assert all(f"{name} = EXCLUDED.{name}" in query for name in times)

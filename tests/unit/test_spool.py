@@ -131,6 +131,12 @@ class FakePostgres:
         ids = [r["trade_id"] for t, rows in self.committed if t == "recent_trades" for r in rows]
         return max(ids, default=None)
 
+    def trade_gaps_total(self, source):
+        self._reach()
+        beats = [r for t, rows in self.committed if t == "heartbeat" for r in rows]
+        totals = [r["trade_gaps_total"] for r in beats if r["source"] == source]
+        return next((n for n in reversed(totals) if n is not None), 0)
+
     def close(self) -> None:
         pass
 
@@ -374,6 +380,15 @@ def test_retention_and_trade_ids_do_not_block_while_postgres_is_down(writer, pg)
     pg.up = False
     assert writer.delete_older_than(RECENT_TRADES, T0, 10) == 0
     assert writer.last_trade_id("BTCUSDT") is None
+
+
+def test_the_trade_gap_total_is_unknown_while_postgres_is_down(writer, pg, clock):
+    pg.up = False
+    writer.write(HEARTBEAT, [{**beat(1), "trade_gaps_total": 5}])
+    assert writer.trade_gaps_total("producer") is None
+    pg.up = True
+    clock.advance(PROBE_SECONDS)
+    assert writer.trade_gaps_total("producer") == 5, "read after the spool is written"
 
 
 def test_the_last_trade_id_counts_spooled_trades_once_postgres_is_back(writer, pg, clock):

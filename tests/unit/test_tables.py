@@ -62,7 +62,7 @@ def test_ddl_is_derived_from_the_declaration():
     assert '"open" numeric NOT NULL' in ddl
     assert '"trade_count" bigint NOT NULL' in ddl
     assert re.search(r'"rank" integer,', ddl), "rank is nullable"
-    assert '"ingested_at" timestamptz NOT NULL DEFAULT now()' in ddl
+    assert "\"ingested_at\" timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now())" in ddl
     assert ddl.rstrip().endswith('PRIMARY KEY ("symbol", "interval", "open_time")\n);')
     columns = re.findall(r'^\s+"(\w+)" ', ddl, re.M)
     assert tuple(columns) == TABLES["kline_data"].column_names
@@ -93,6 +93,13 @@ def test_conflict_policies_in_the_upsert_sql():
     assert '"ingested_at" = EXCLUDED."ingested_at"' in klines
     compared = klines.split(" WHERE ", 1)[1]
     assert '"kline_data"."is_closed"' in compared and "ingested_at" not in compared
+    heartbeat = conflict_clause(TABLES["heartbeat"]).as_string(None)
+    keep = 'COALESCE(EXCLUDED."trade_gaps_total", "heartbeat"."trade_gaps_total")'
+    assert f'"trade_gaps_total" = {keep}' in heartbeat, "a NULL total keeps the stored one"
+    assert heartbeat.endswith(f"{keep})"), "and compares what will be stored"
+    assert '"weight_used_1m" = EXCLUDED."weight_used_1m"' in heartbeat
+    keeping = [c.name for t in TABLES.values() for c in t.columns if c.keep_when_null]
+    assert keeping == ["trade_gaps_total"]
 
 
 def test_batches_are_deduplicated_by_primary_key_last_wins():

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from capstock.universe import rank_universe
+from capstock.universe import describe_left_out, rank_universe, select_universe
 
 
 def ticker(symbol, quote_volume, change):
@@ -62,3 +62,35 @@ def test_tickers_with_bad_numbers_are_skipped(caplog):
     ranked = rank_universe([bad, *TICKERS], size=10)
     assert "XUSDT" not in [r.symbol for r in ranked]
     assert "skipping ticker with bad numbers symbol=XUSDT" in caplog.text
+
+
+def test_every_symbol_left_out_has_its_reason():
+    bad = {"symbol": "XUSDT", "quoteVolume": 123.0, "priceChangePercent": "1"}
+    selection = select_universe([bad, *TICKERS], size=3, min_quote_volume=Decimal("1000000"))
+    assert symbols(selection.ranked) == [("BTCUSDT", 1), ("ETHUSDT", 2), ("DOGEUSDT", 3)]
+    assert selection.left_out == {
+        "beyond UNIVERSE_SIZE=3": [("SHIBUSDT", None)],
+        "under UNIVERSE_MIN_QUOTE_VOLUME=1000000": [("PEPEUSDT", "950000.00000000")],
+        "not quoted in USDT": [("ETHBTC", None), ("USDT", None)],
+        "with malformed numbers": [("XUSDT", None)],
+    }
+
+
+def test_explicit_mode_names_the_symbols_the_exchange_did_not_list():
+    selection = select_universe(TICKERS, size=1, symbols=["PEPEUSDT", "NOPE", "ETHBTC"])
+    assert symbols(selection.ranked) == [("ETHBTC", 1), ("PEPEUSDT", 2)]
+    assert selection.left_out == {"not listed by the exchange": [("NOPE", None)]}
+
+
+def test_nothing_left_out_is_an_empty_mapping():
+    selection = select_universe(TICKERS[:2], size=5)
+    assert selection.left_out == {}
+    assert describe_left_out(selection.left_out, 5) == "none"
+
+
+def test_the_description_names_a_few_symbols_per_reason_and_counts_the_rest():
+    many = [(f"S{i}BTC", None) for i in range(8)]
+    left_out = {"under X=1": [("AUSDT", "0.5")], "not quoted in USDT": many}
+    assert describe_left_out(left_out, 3) == (
+        "1 under X=1 (AUSDT=0.5), 8 not quoted in USDT (S0BTC, S1BTC, S2BTC and 5 more)"
+    )

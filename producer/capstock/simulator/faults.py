@@ -4,16 +4,18 @@ A fault is written on the command line as ``KIND[,key=value...]``, e.g.
 ``429,count=3,retry_after=2`` or ``5xx,probability=0.1,status=503``, and as JSON on
 ``POST /_sim/faults``: ``{"kind": "429", "count": 3, "retry_after": 2}``.
 
-=========  ===============================================================================
-kind       effect
-=========  ===============================================================================
-429        HTTP 429, ``Retry-After: retry_after``, body code -1003 (too much weight)
-418        HTTP 418, ``Retry-After: retry_after``, body code -1003 (IP banned until ...)
-5xx        HTTP ``status`` (500 default; 502/504 get an HTML gateway page, like a proxy)
-slow       sleep ``delay`` seconds, then answer normally (trips client timeouts)
-malformed  HTTP 200 with a body that is not valid JSON (cut in half, length consistent)
-truncated  HTTP 200 announcing the full Content-Length, sending half, closing the socket
-=========  ===============================================================================
+==========  ==============================================================================
+kind        effect
+==========  ==============================================================================
+429         HTTP 429, ``Retry-After: retry_after``, body code -1003 (too much weight)
+418         HTTP 418, ``Retry-After: retry_after``, body code -1003 (IP banned until ...)
+5xx         HTTP ``status`` (500 default; 502/504 get an HTML gateway page, like a proxy)
+slow        sleep ``delay`` seconds, then answer normally (trips client timeouts)
+malformed   HTTP 200 with a body that is not valid JSON (cut in half, length consistent)
+truncated   HTTP 200 announcing the full Content-Length, sending half, closing the socket
+unfiltered  ignore the ``symbols`` filter: answer for every symbol, as if it had not been
+            sent (the weight is still that of the request as sent)
+==========  ==============================================================================
 
 Without ``count`` or ``probability`` a fault fires on every request until cleared.
 ``paths`` limits it to some endpoints, e.g. ``paths=depth|trades`` (names after /api/v3/).
@@ -26,7 +28,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("429", "418", "5xx", "slow", "malformed", "truncated")
+KINDS = ("429", "418", "5xx", "slow", "malformed", "truncated", "unfiltered")
 
 
 @dataclass

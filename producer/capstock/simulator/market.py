@@ -6,6 +6,10 @@ Time only moves when :meth:`Market.advance` is called with a later ``now_ms``: t
 the elapsed interval are generated then (a Poisson stream per symbol), and each trade
 updates its one-minute candle. Longer intervals are aggregated from the one-minute candles.
 The same seed and the same sequence of ``advance`` times give the same market.
+
+:meth:`Market.to_state` and :meth:`Market.from_state` carry the whole market (prices, trade
+ids, candles, 24h figures, the random generator) across a restart as plain JSON data, so
+a restored market continues exactly where it stopped: no trades happen while it is away.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 MINUTE_MS = 60_000
 DAY_MS = 24 * 60 * MINUTE_MS
@@ -163,7 +168,9 @@ class Market:
     ) -> None:
         if symbol_count < 1:
             raise ValueError("symbol_count must be at least 1")
+        self.symbol_count = symbol_count
         self.seed = seed
+        self.trade_rate = trade_rate
         self.rng = random.Random(seed)
         self.symbols: dict[str, SymbolState] = {}
         start_ms = now_ms - history_minutes * MINUTE_MS
@@ -271,6 +278,45 @@ class Market:
     def skip_trade_ids(self, symbol: str, count: int) -> None:
         """Make the next trade id jump by ``count`` (a gap a poller must notice)."""
         self.symbols[symbol].next_trade_id += count
+
+    # -- across restarts --------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the market is, as JSON-ready data (decimals as exact strings)."""
+        version, internal, gauss = self.rng.getstate()
+        return {
+            "symbol_count": self.symbol_count,
+            "seed": self.seed,
+            "trade_rate": self.trade_rate,
+            "now_ms": self.now_ms,
+            "rng": [version, list(internal), gauss],
+            "symbols": [_encode(s) for s in self.symbols.values()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], *, now_ms: int) -> Market:
+        """The market :meth:`to_state` saved, resumed at ``now_ms``: the time it was away
+        is skipped (no trades), so trade ids continue with the next one, and the same
+        saved state with the same ``advance`` times gives the same market.
+
+        Raises ``KeyError``, ``TypeError``, ``ValueError`` or ``ArithmeticError`` (a bad
+        decimal) for data of another shape."""
+        market = cls.__new__(cls)
+        market.symbol_count = int(state["symbol_count"])
+        market.seed = state["seed"]
+        market.trade_rate = float(state["trade_rate"])
+        version, internal, gauss = state["rng"]
+        market.rng = random.Random()
+        market.rng.setstate((version, tuple(internal), gauss))
+        market.now_ms = max(int(state["now_ms"]), now_ms)
+        market.symbols = {}
+        for data in state["symbols"]:
+            s = _decode_symbol(data)
+            s.clock_ms = market.now_ms
+            market.symbols[s.symbol] = s
+        if not market.symbols:
+            raise ValueError("no symbols")
+        return market
 
     # -- views -----------------------------------------------------------------------------
 
@@ -414,3 +460,52 @@ class Market:
             "lastId": last_id,
             "count": count,
         }
+
+
+# -- state encoding (Market.to_state / from_state) ---------------------------------------------
+
+_SYMBOL_FIELDS = [f.name for f in fields(SymbolState)]
+_PLAIN_FIELDS = [n for n in _SYMBOL_FIELDS if n not in ("trades", "candles")]
+_TRADE_FIELDS = [f.name for f in fields(Trade)]
+_CANDLE_FIELDS = [f.name for f in fields(Candle)]
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _encode(s: SymbolState) -> dict[str, Any]:
+    data = {name: _plain(getattr(s, name)) for name in _PLAIN_FIELDS}
+    data["trades"] = [[_plain(getattr(t, n)) for n in _TRADE_FIELDS] for t in s.trades]
+    data["candles"] = [[_plain(getattr(c, n)) for n in _CANDLE_FIELDS] for c in s.candles.values()]
+    return data
+
+
+def _typed(cls: type, name: str, value: Any) -> Any:
+    """A saved value back in its field's type: decimals from their exact text."""
+    kind = cls.__dataclass_fields__[name].type
+    if kind == "Decimal":
+        if not isinstance(value, str):
+            raise TypeError(f"{cls.__name__}.{name}: expected a decimal string, got {value!r}")
+        return Decimal(value)
+    if kind in ("int", "float", "bool", "str"):
+        allowed = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}[kind]
+        if not isinstance(value, allowed) or (kind == "int" and isinstance(value, bool)):
+            raise TypeError(f"{cls.__name__}.{name}: expected {kind}, got {value!r}")
+    return value
+
+
+def _row(cls: type, names: list[str], values: list[Any]) -> Any:
+    if len(values) != len(names):
+        raise ValueError(f"{cls.__name__}: expected {len(names)} values, got {len(values)}")
+    return cls(**{n: _typed(cls, n, v) for n, v in zip(names, values, strict=True)})
+
+
+def _decode_symbol(data: dict[str, Any]) -> SymbolState:
+    missing = [name for name in _SYMBOL_FIELDS if name not in data]
+    if missing:
+        raise KeyError(f"symbol state without {missing}")
+    plain = {name: _typed(SymbolState, name, data[name]) for name in _PLAIN_FIELDS}
+    trades = deque((_row(Trade, _TRADE_FIELDS, t) for t in data["trades"]), maxlen=TRADE_HISTORY)
+    candles = [_row(Candle, _CANDLE_FIELDS, c) for c in data["candles"]]
+    return SymbolState(**plain, trades=trades, candles={c.open_ms: c for c in candles})

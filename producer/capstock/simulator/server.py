@@ -20,6 +20,9 @@ Control endpoints for tests and demos (not part of Binance):
 * ``POST /_sim/trade_gap`` ``{"symbol": "BTCUSDT", "skip": 5}``: skip trade ids;
 * ``POST /_sim/reset``: forget used weight and bans.
 
+With ``--state-dir`` the market is saved at a clean stop and continued by the next start,
+so trade ids go on where they were (:mod:`capstock.simulator.state`).
+
 Limitations: kline intervals ``1s``, ``3d``, ``1w`` and ``1M`` answer -1120; each
 aggregate trade holds exactly one trade; limits above an endpoint's maximum are capped.
 """
@@ -41,10 +44,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from capstock.exchange import limits
+from capstock.simulator import state
 from capstock.simulator.faults import Fault, FaultPlan
 from capstock.simulator.market import MINUTE_MS, Market, fmt, fmt_exact
 
@@ -160,7 +165,12 @@ class WeightLedger:
 
 class Simulator:
     """The simulated exchange. ``start()`` serves in a background thread; ``url`` is what
-    ``BINANCE_API_URL`` should be set to."""
+    ``BINANCE_API_URL`` should be set to.
+
+    With ``state_dir`` the market outlives the process: it continues the market saved
+    there (if saved with the same seed, symbols and trade rate) and saves it again in
+    :meth:`close` / :meth:`save_state` (see :mod:`capstock.simulator.state`).
+    """
 
     def __init__(
         self,
@@ -176,9 +186,21 @@ class Simulator:
         ban_after_429s: int = 3,
         ban_seconds: int = 120,
         faults: Iterable[Fault] = (),
+        state_dir: Path | None = None,
     ) -> None:
         self.clock = clock
-        self.market = Market(
+        # Bound first: a taken port must not consume the saved market.
+        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server.daemon_threads = True
+        self._server.simulator = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+        self.state_dir = state_dir
+        restored = None
+        if state_dir is not None:
+            restored = state.load(
+                state_dir, seed=seed, symbols=symbols, trade_rate=trade_rate, now_ms=self.now_ms()
+            )
+        self.market = restored or Market(
             symbol_count=symbols,
             seed=seed,
             now_ms=self.now_ms(),
@@ -195,10 +217,6 @@ class Simulator:
         )
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
-        self._server.simulator = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -232,10 +250,21 @@ class Simulator:
         self._server.serve_forever(poll_interval=0.2)
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.save_state()
+
+    def save_state(self) -> Path | None:
+        """Save the market to ``state_dir`` (nothing without one); returns the file."""
+        if self.state_dir is None:
+            return None
+        with self.market_lock:
+            path = state.save(self.market, self.state_dir, now_ms=self.market.now_ms)
+        log.info("simulator: market saved to %s; the next start continues it", path)
+        return path
 
     def __enter__(self) -> Simulator:
         return self.start() if self._thread is None else self
@@ -663,6 +692,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault is not None and fault.kind == "unfiltered":
+            params = {k: v for k, v in params.items() if k != "symbols"}
         try:
             body = _dumps(sim.answer(endpoint, params))
             status = 200
@@ -792,13 +823,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="418 ban length after repeated 429s [SIMULATOR_BAN_SECONDS]",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=_env("STATE_DIR", None),
+        help="keep the market here across restarts, so trade ids continue "
+        "[SIMULATOR_STATE_DIR] (default: none, a fresh market on every start)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="KIND[,key=value...]",
         help="inject a fault, repeatable: 429,count=3,retry_after=2 | 418,count=1 | "
         "5xx,probability=0.1,status=503 | slow,delay=3 | malformed,count=2 | "
-        "truncated,paths=depth",
+        "truncated,paths=depth | unfiltered,paths=ticker/price",
     )
 
 
@@ -818,6 +856,7 @@ def serve_forever_from_args(args: argparse.Namespace) -> int:
         weight_limit=args.weight_limit,
         ban_seconds=args.ban_seconds,
         faults=faults,
+        state_dir=args.state_dir,
     )
     log.info(
         "simulator serving %d symbols at %s (BINANCE_API_URL=%s)",
@@ -836,4 +875,9 @@ def serve_forever_from_args(args: argparse.Namespace) -> int:
         pass
     finally:
         sim._server.server_close()
+    try:
+        sim.save_state()
+    except OSError as e:
+        log.error("simulator: cannot save the market to %s: %s", args.state_dir, e)
+        return 1
     return 0

@@ -1,0 +1,75 @@
+"""The producer wired to the simulator with an in-memory writer instead of Postgres."""
+
+from decimal import Decimal
+
+from capstock.backoff import RecordingSleeper
+from capstock.config import (
+    BinanceSettings,
+    JobSettings,
+    LogSettings,
+    PostgresSettings,
+    Settings,
+    SpoolSettings,
+    UniverseSettings,
+    load,
+)
+from capstock.exchange.client import ExchangeClient
+from capstock.jobs import Producer
+from capstock.postgres import WriteResult, dedupe
+from capstock.tables import TABLES, Table
+
+
+class MemoryWriter:
+    """Keeps rows by primary key, like the Postgres writer's ON CONFLICT semantics."""
+
+    def __init__(self):
+        self.tables: dict[str, dict[tuple, dict]] = {name: {} for name in TABLES}
+        self.batches: list[tuple[str, int]] = []
+
+    def write(self, table: Table, rows):
+        stored = self.tables[table.name]
+        changed = 0
+        values = dedupe(table, rows)
+        for v in values:
+            row = dict(zip(table.column_names, v, strict=True))
+            key = tuple(row[k] for k in table.primary_key)
+            for column in table.columns:  # the COALESCE of conflict_clause
+                if column.keep_when_null and row[column.name] is None and key in stored:
+                    row[column.name] = stored[key][column.name]
+            if key not in stored or (table.on_conflict == "update" and stored[key] != row):
+                stored[key] = row
+                changed += 1
+        self.batches.append((table.name, len(values)))
+        return WriteResult(table.name, len(values), changed, 1)
+
+    def delete_older_than(self, table: Table, cutoff, batch):
+        stored = self.tables[table.name]
+        old = [k for k, row in stored.items() if row["ingested_at"] < cutoff]
+        for key in old:
+            del stored[key]
+        return len(old)
+
+    def last_trade_id(self, symbol):
+        ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
+        return max(ids) if ids else None
+
+    def trade_gaps_total(self, source):
+        row = self.tables["heartbeat"].get((source,))
+        return (row or {}).get("trade_gaps_total") or 0
+
+    def close(self):
+        pass
+
+
+def make_producer(url, clock=None, writer=None, **universe):
+    settings = Settings(
+        postgres=load(PostgresSettings),
+        binance=load(BinanceSettings, api_url=url),
+        universe=load(UniverseSettings, **{"size": 4, "min_quote_volume": Decimal(0), **universe}),
+        jobs=load(JobSettings, trades_limit=1000, depth_levels=5, kline_limit=3),
+        log=load(LogSettings),
+        spool=load(SpoolSettings),
+    )
+    sleeper = RecordingSleeper()
+    exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)
+    return Producer(settings, exchange, writer or MemoryWriter(), sleeper=sleeper, clock=clock)
