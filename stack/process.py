@@ -80,7 +80,18 @@ def start_detached(
             cwd=cwd,
         )
     pid_file.write_text(f"{proc.pid}\n")
+    # Keep the Popen object: when it is collected, subprocess polls (and so reaps) a child
+    # that already exited, and the supervisor could no longer say how it ended.
+    _STARTED[proc.pid] = proc
     return proc.pid
+
+
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def forget(pid: int) -> None:
+    """The caller reaped ``pid`` itself (os.waitpid): drop our handle on it."""
+    _STARTED.pop(pid, None)
 
 
 def _group_of(user: str | None) -> int | None:

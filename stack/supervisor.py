@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from stack.process import log_tail, pid_alive, read_pid
+from stack.process import forget, log_tail, pid_alive, read_pid
 
 CHECK_INTERVAL_S = 2.0
 INITIAL_DELAY_S = 1.0
@@ -264,6 +264,7 @@ class Supervisor:
             if pid == 0:
                 return
             self.exits[pid] = status
+            forget(pid)
 
     def backoff(self, name: str) -> Backoff:
         if name not in self.backoffs:
