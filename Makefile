@@ -17,9 +17,13 @@ help: ## list the targets
 deps: ## install missing system packages (PostgreSQL, Java 17, Maven) from Debian
 	@bash stack/install-deps.sh
 
+# pip's own output goes to $(VENV)/pip-install.log; stack/install_progress.py prints
+# what it is doing and how far along it is, a line every few seconds.
 $(VENV_STAMP): producer/pyproject.toml sink/pyproject.toml
-	$(PYTHON) -m venv --clear $(VENV)
-	$(VENV)/bin/pip install -q -e './producer[dev]' -e ./sink
+	@echo "venv: $(VENV) on $(PYTHON), then producer[dev] and sink (pip's output: $(VENV)/pip-install.log)"
+	@$(PYTHON) -m venv --clear $(VENV)
+	@$(PYTHON) -m stack.install_progress --label pip --log $(VENV)/pip-install.log pip -- \
+		$(VENV)/bin/pip install --progress-bar off -e './producer[dev]' -e ./sink
 	@touch $@
 
 venv: $(VENV_STAMP) ## create .venv with the project and its test tools
