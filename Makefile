@@ -31,7 +31,7 @@ venv: $(VENV_STAMP) ## create .venv with the project and its test tools
 SINK_PLUGIN_SOURCES := $(shell find plugins/cassandra-sink -type f -not -path '*/target/*')
 
 $(FETCH_STAMP): versions.env stack/fetch.sh stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml $(SINK_PLUGIN_SOURCES)
-	bash stack/fetch.sh
+	PYTHON=$(PYTHON) bash stack/fetch.sh
 	@touch $@
 
 fetch: $(FETCH_STAMP) ## resolve Kafka, Connect, Debezium, Cassandra from Maven Central; build the Cassandra sink plugin
