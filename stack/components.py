@@ -31,6 +31,8 @@ from stack.process import (
 from stack.settings import REPO_ROOT, StackSettings, versions
 
 STACK_DIR = REPO_ROOT / "stack"
+# log4j for the one-shot Kafka tools (warnings on stderr); the servers use log4j.properties.
+TOOLS_LOG4J = STACK_DIR / "kafka" / "tools-log4j.properties"
 DEBEZIUM_POSTGRES_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 # Our Connect adapter around the DataStax sink engine (plugins/cassandra-sink).
 CASSANDRA_SINK_CLASS = "io.capstock.sink.CassandraSinkConnector"
@@ -453,27 +455,30 @@ class Kafka(Component):
             data_dir=self.data,
         )
 
+    @staticmethod
+    def format_argv(classpath: str, config: Path, cluster_id: str) -> list[str]:
+        """Kafka's StorageTool: format the KRaft storage named in config (once)."""
+        return [
+            "java",
+            f"-Dlog4j.configuration=file:{TOOLS_LOG4J}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+            "--ignore-formatted",
+        ]
+
     def _format_once(self, classpath: str, config: Path) -> None:
         if (self.data / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         print(f"  kafka: formatting KRaft storage (cluster id {cluster_id})")
         subprocess.run(
-            as_service_user(
-                self.settings,
-                [
-                    "java",
-                    "-cp",
-                    classpath,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(config),
-                    "--ignore-formatted",
-                ],
-            ),
+            as_service_user(self.settings, self.format_argv(classpath, config, cluster_id)),
             check=True,
             stdout=subprocess.DEVNULL,
         )
