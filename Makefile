@@ -63,7 +63,7 @@ supervise: ## start the supervisor that restarts crashed components, if not runn
 resnapshot: ## after a lost replication slot: Debezium snapshots every table again, Cassandra catches up
 	@$(PY) -m stack resnapshot
 
-clean: ## stop everything and wipe .stack/ (data, logs, pids)
+clean: ## stop everything and delete .stack/ (data, logs, pids, configs, fetched jars; ~/.m2 stays)
 	@if [ -x $(PY) ]; then $(PY) -m stack clean; else rm -rf .stack; fi
 
 test: deps venv fetch ## run every test: unit, then integration on the native stack

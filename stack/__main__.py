@@ -3,7 +3,7 @@
 $ python -m stack up          # start Postgres, Kafka, Connect, Cassandra; wait until healthy
 $ python -m stack status      # one line per component; exit 1 if any is down or the slot is lost
 $ python -m stack down        # stop the supervisor, then the rest in reverse order; keep the data
-$ python -m stack clean       # stop, then delete .stack/ (data, logs, pids)
+$ python -m stack clean       # stop, then delete .stack/ (data, logs, configs, fetched jars)
 $ python -m stack supervise   # start the supervisor (`pipeline` does) if it is not running
 $ python -m stack resnapshot  # after a lost replication slot: Debezium snapshots every table again
 """
@@ -267,8 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "resnapshot":
         return resnapshot(settings, args.force, args.timeout)
     down(settings)
-    wipe(settings)
-    print(f"wiped {settings.home}")
+    try:
+        left = wipe(settings)
+    except OSError as err:
+        print(f"clean: cannot delete {err.filename}: {err.strerror}", file=sys.stderr)
+        return 1
+    if left:
+        names = ", ".join(path.name for path in left)
+        print(
+            f"wiped the stack's directories; kept in {settings.home} what it did not write: {names}"
+        )
+    else:
+        print(f"wiped {settings.home}")
     return 0
 
 

@@ -57,7 +57,7 @@ def read_classpath(settings: StackSettings, name: str) -> str:
     classpath = path.read_text().strip()
     # Services run as an unprivileged user who cannot read root's ~/.m2: fetch.sh
     # copies the jars under .stack/lib.
-    if not classpath.startswith(str(settings.home / "lib")):
+    if not classpath.startswith(str(settings.lib_dir)):
         raise StackError(f"{name}: classpath {path} predates .stack/lib; run `make fetch`")
     return classpath
 
@@ -796,6 +796,18 @@ def all_components(settings: StackSettings) -> list[Component]:
     return [Postgres(settings), Kafka(settings), Cassandra(settings), Connect(settings)]
 
 
-def wipe(settings: StackSettings) -> None:
-    for path in (settings.data_dir, settings.log_dir, settings.run_dir, settings.conf_dir):
-        shutil.rmtree(path, ignore_errors=True)
+def wipe(settings: StackSettings) -> list[Path]:
+    """Delete every directory of the stack, then its home when nothing else is left there.
+
+    Returns what is left: files the stack did not write, which stay (and so does home).
+    Raises OSError when a directory of the stack cannot be deleted.
+    """
+    for path in settings.stack_dirs():
+        if path.exists():
+            shutil.rmtree(path)
+    if not settings.home.exists():
+        return []
+    left = sorted(settings.home.iterdir())
+    if not left:
+        settings.home.rmdir()
+    return left
