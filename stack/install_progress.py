@@ -4,10 +4,10 @@ Quiet, both tools say nothing for a minute or more; verbose, they print a line p
 This runs one of them with its whole output going to a log file, and prints on the
 console a line when a phase begins, at most one line every PROGRESS_EVERY seconds while
 files download (how many so far, how many megabytes, the newest names), a "still ..."
-line after STILL_EVERY seconds without news, and one summary line. Errors pass through,
-warnings are counted in the summary, a failure prints the tail of the log. No terminal
-escape code reaches the console or the log. Standard library only: it runs before the
-venv exists.
+line after STILL_EVERY seconds without news, and one summary line. Downloads not yet
+reported are reported before a phase's line. Errors pass through, warnings are counted
+in the summary, a failure prints the tail of the log. No terminal escape code reaches
+the console or the log. Standard library only: it runs before the venv exists.
 
 $ python3 -m stack.install_progress --label pip --log .venv/pip-install.log pip -- \\
       .venv/bin/pip install --progress-bar off -e './producer[dev]' -e ./sink
@@ -95,8 +95,10 @@ class Watcher:
         return self._said([], now)
 
     def _said(self, said: list[str], now: float) -> list[str]:
-        if self.files > self.files_shown and now - self.last_progress >= PROGRESS_EVERY:
-            said.insert(0, self.progress())  # what came before this line's news
+        # Before a phase's line, the downloads of the phase before it, however recent.
+        due = said or now - self.last_progress >= PROGRESS_EVERY
+        if self.files > self.files_shown and due:
+            said.insert(0, self.progress())
             self.fresh = []
             self.files_shown = self.files
             self.last_progress = now

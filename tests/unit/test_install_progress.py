@@ -59,7 +59,11 @@ def test_a_cold_maven_fetch_reports_counts_sizes_and_names_every_few_seconds() -
 def test_maven_phases_tests_and_errors_show_warnings_are_counted() -> None:
     watcher = MavenWatcher(started=0.0)
     said = feed_all(watcher, MAVEN_COLD, every=0.01)
-    assert said == ["running the tests", "Tests run: 19, Failures: 0, Errors: 0, Skipped: 0"]
+    assert said == [
+        "3 files, 3.0 MB downloaded: lz4-java 1.8.0, snappy-java 1.1.10.5",
+        "running the tests",
+        "Tests run: 19, Failures: 0, Errors: 0, Skipped: 0",
+    ]
     assert watcher.files == 3
     assert watcher.summary(now=2.0) == "3 files (3.0 MB) downloaded in 2 s, 1 warning in the log"
     error = (
@@ -91,8 +95,8 @@ def test_pip_reports_resolution_build_install_and_the_total() -> None:
     watcher = PipWatcher(started=0.0)
     said = feed_all(watcher, PIP, every=0.5)
     assert said == [
-        "building cap-stock-cassandra-sink, cap-stock",
         "3 packages resolved, 12.8 MB downloaded: python-binance, psycopg, pandas",
+        "building cap-stock-cassandra-sink, cap-stock",
         "installing 5 packages",
     ]
     # pip says nothing while it unpacks the wheels.
