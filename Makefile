@@ -17,9 +17,13 @@ help: ## list the targets
 deps: ## install missing system packages (PostgreSQL, Java 17, Maven) from Debian
 	@bash stack/install-deps.sh
 
+# pip's own output goes to $(VENV)/pip-install.log; stack/install_progress.py prints
+# what it is doing and how far along it is, a line every few seconds.
 $(VENV_STAMP): producer/pyproject.toml sink/pyproject.toml
-	$(PYTHON) -m venv --clear $(VENV)
-	$(VENV)/bin/pip install -q -e './producer[dev]' -e ./sink
+	@echo "venv: $(VENV) on $(PYTHON), then producer[dev] and sink (pip's output: $(VENV)/pip-install.log)"
+	@$(PYTHON) -m venv --clear $(VENV)
+	@$(PYTHON) -m stack.install_progress --label pip --log $(VENV)/pip-install.log pip -- \
+		$(VENV)/bin/pip install --progress-bar off -e './producer[dev]' -e ./sink
 	@touch $@
 
 venv: $(VENV_STAMP) ## create .venv with the project and its test tools
@@ -27,7 +31,7 @@ venv: $(VENV_STAMP) ## create .venv with the project and its test tools
 SINK_PLUGIN_SOURCES := $(shell find plugins/cassandra-sink -type f -not -path '*/target/*')
 
 $(FETCH_STAMP): versions.env stack/fetch.sh stack/maven/kafka.pom.xml stack/maven/cassandra.pom.xml plugins/pom.xml $(SINK_PLUGIN_SOURCES)
-	bash stack/fetch.sh
+	PYTHON=$(PYTHON) bash stack/fetch.sh
 	@touch $@
 
 fetch: $(FETCH_STAMP) ## resolve Kafka, Connect, Debezium, Cassandra from Maven Central; build the Cassandra sink plugin
@@ -62,7 +66,7 @@ supervise: ## start the supervisor that restarts crashed components, if not runn
 resnapshot: ## after a lost replication slot: Debezium snapshots every table again, Cassandra catches up
 	@$(PY) -m stack resnapshot
 
-clean: ## stop everything and wipe .stack/ (data, logs, pids)
+clean: ## stop everything and delete .stack/ (data, logs, pids, configs, fetched jars; ~/.m2 stays)
 	@if [ -x $(PY) ]; then $(PY) -m stack clean; else rm -rf .stack; fi
 
 test: deps venv fetch ## run every test: unit, then integration on the native stack

@@ -4,7 +4,7 @@ $ python -m stack up          # start Postgres, Kafka, Connect, Cassandra; wait 
 $ python -m stack status      # every process, connector, table; exit 1 if anything is down or stale
 $ python -m stack watch       # the same, refreshed in place, with rows/s and the latest prices
 $ python -m stack down        # stop the supervisor, then the rest in reverse order; keep the data
-$ python -m stack clean       # stop, then delete .stack/ (data, logs, pids)
+$ python -m stack clean       # stop, then delete .stack/ (data, logs, configs, fetched jars)
 $ python -m stack supervise   # start the supervisor (`pipeline` does) if it is not running
 $ python -m stack resnapshot  # after a lost replication slot: Debezium snapshots every table again
 """
@@ -187,8 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "resnapshot":
         return resnapshot(settings, args.force, args.timeout)
     down(settings)
-    wipe(settings)
-    print(f"wiped {settings.home}")
+    try:
+        left = wipe(settings)
+    except OSError as err:
+        print(f"clean: cannot delete {err.filename}: {err.strerror}", file=sys.stderr)
+        return 1
+    if left:
+        names = ", ".join(path.name for path in left)
+        print(
+            f"wiped the stack's directories; kept in {settings.home} what it did not write: {names}"
+        )
+    else:
+        print(f"wiped {settings.home}")
     return 0
 
 

@@ -31,6 +31,8 @@ from stack.process import (
 from stack.settings import REPO_ROOT, StackSettings, versions
 
 STACK_DIR = REPO_ROOT / "stack"
+# log4j for the one-shot Kafka tools (warnings on stderr); the servers use log4j.properties.
+TOOLS_LOG4J = STACK_DIR / "kafka" / "tools-log4j.properties"
 DEBEZIUM_POSTGRES_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 # Our Connect adapter around the DataStax sink engine (plugins/cassandra-sink).
 CASSANDRA_SINK_CLASS = "io.capstock.sink.CassandraSinkConnector"
@@ -55,7 +57,7 @@ def read_classpath(settings: StackSettings, name: str) -> str:
     classpath = path.read_text().strip()
     # Services run as an unprivileged user who cannot read root's ~/.m2: fetch.sh
     # copies the jars under .stack/lib.
-    if not classpath.startswith(str(settings.home / "lib")):
+    if not classpath.startswith(str(settings.lib_dir)):
         raise StackError(f"{name}: classpath {path} predates .stack/lib; run `make fetch`")
     return classpath
 
@@ -453,27 +455,30 @@ class Kafka(Component):
             data_dir=self.data,
         )
 
+    @staticmethod
+    def format_argv(classpath: str, config: Path, cluster_id: str) -> list[str]:
+        """Kafka's StorageTool: format the KRaft storage named in config (once)."""
+        return [
+            "java",
+            f"-Dlog4j.configuration=file:{TOOLS_LOG4J}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+            "--ignore-formatted",
+        ]
+
     def _format_once(self, classpath: str, config: Path) -> None:
         if (self.data / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         print(f"  kafka: formatting KRaft storage (cluster id {cluster_id})")
         subprocess.run(
-            as_service_user(
-                self.settings,
-                [
-                    "java",
-                    "-cp",
-                    classpath,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(config),
-                    "--ignore-formatted",
-                ],
-            ),
+            as_service_user(self.settings, self.format_argv(classpath, config, cluster_id)),
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -791,6 +796,18 @@ def all_components(settings: StackSettings) -> list[Component]:
     return [Postgres(settings), Kafka(settings), Cassandra(settings), Connect(settings)]
 
 
-def wipe(settings: StackSettings) -> None:
-    for path in (settings.data_dir, settings.log_dir, settings.run_dir, settings.conf_dir):
-        shutil.rmtree(path, ignore_errors=True)
+def wipe(settings: StackSettings) -> list[Path]:
+    """Delete every directory of the stack, then its home when nothing else is left there.
+
+    Returns what is left: files the stack did not write, which stay (and so does home).
+    Raises OSError when a directory of the stack cannot be deleted.
+    """
+    for path in settings.stack_dirs():
+        if path.exists():
+            shutil.rmtree(path)
+    if not settings.home.exists():
+        return []
+    left = sorted(settings.home.iterdir())
+    if not left:
+        settings.home.rmdir()
+    return left

@@ -151,7 +151,31 @@ class StackSettings:
 
     @property
     def classpath_dir(self) -> Path:
+        """The runner's classpaths, written by stack/fetch.sh (and its stamp, .fetched)."""
         return self.home / "classpath"
+
+    @property
+    def lib_dir(self) -> Path:
+        """The classpaths' jars, copied from ~/.m2 by stack/fetch.sh: services cannot read /root."""
+        return self.home / "lib"
+
+    @property
+    def build_dir(self) -> Path:
+        """Maven's output: the Cassandra sink plugin's classes and jar, the plugins' classpaths."""
+        return self.home / "build"
+
+    def stack_dirs(self) -> tuple[Path, ...]:
+        """The directories the runner and stack/fetch.sh write in home (`make clean` wipes them)."""
+        return (
+            self.data_dir,
+            self.log_dir,
+            self.run_dir,
+            self.spool_dir,
+            self.conf_dir,
+            self.classpath_dir,
+            self.lib_dir,
+            self.build_dir,
+        )
 
     @property
     def plugin_dir(self) -> Path:

@@ -6,14 +6,17 @@ into its own rolling file; stdout/stderr go to a small <name>.out beside it.
 
 from __future__ import annotations
 
+import base64
 import re
+import subprocess
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 import stack.components as components
-from stack.components import STACK_DIR, Cassandra, Connect, Kafka
+from stack.components import STACK_DIR, TOOLS_LOG4J, Cassandra, Connect, Kafka, render
 from stack.process import StackError, log_tail, wait_until
 from stack.settings import StackSettings
 
@@ -54,6 +57,38 @@ def test_kafka_and_connect_log_to_size_rolled_files() -> None:
         size = _bytes(props[f"{prefix}.MaxFileSize"])
         backups = int(props[f"{prefix}.MaxBackupIndex"])
         assert backups >= 1 and size * (backups + 1) <= MAX_TOTAL_BYTES
+
+
+def test_kafka_tools_log_warnings_to_stderr_only() -> None:
+    props = _properties(TOOLS_LOG4J)
+    level, *appenders = [a.strip() for a in props["log4j.rootLogger"].split(",")]
+    assert level == "WARN" and appenders
+    for name in appenders:
+        assert props[f"log4j.appender.{name}"] == "org.apache.log4j.ConsoleAppender"
+        assert props[f"log4j.appender.{name}.Target"] == "System.err"
+
+
+def test_formatting_the_kafka_storage_prints_no_log4j_warning(
+    kafka_classpath: str, tmp_path: Path
+) -> None:
+    """The first start formats the KRaft storage with Kafka's StorageTool (binds no port).
+
+    Without a log4j configuration it printed "log4j:WARN No appenders could be found for
+    logger (kafka.utils.Log4jControllerRegistration$)" and two more lines on the console.
+    """
+    config = render(
+        STACK_DIR / "kafka" / "server.properties",
+        tmp_path / "kafka.properties",
+        kafka_port=39092,
+        controller_port=39093,
+        data_dir=tmp_path / "data",
+    )
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    argv = Kafka.format_argv(kafka_classpath, config, cluster_id)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "log4j" not in done.stderr
+    assert (tmp_path / "data" / "meta.properties").exists()
 
 
 def test_cassandra_logs_to_a_size_rolled_file() -> None:
