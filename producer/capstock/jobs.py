@@ -30,7 +30,13 @@ from typing import Any, Protocol
 
 from capstock.backoff import Interrupted, RetriesExhausted, Sleeper
 from capstock.config import Settings
-from capstock.exchange.client import Banned, ExchangeClient, RequestRejected, SymbolRejected
+from capstock.exchange.client import (
+    Banned,
+    ExchangeClient,
+    RequestRejected,
+    SymbolRejected,
+    Unreachable,
+)
 from capstock.postgres import WriteResult
 from capstock.tables import (
     HEARTBEAT,
@@ -195,6 +201,12 @@ class Producer:
         result = JobResult(job)
         if not self.universe:
             self.refresh_universe()
+        if not self.universe:
+            # Nothing to fetch is a failure, not "symbols=0 failed=0": the ranking itself
+            # could not be read (its own line says why).
+            log.error("job=%s skipped: no universe yet (the ranking could not be read)", job)
+            result.failed.append("*")
+            return self._finish(result, started, weight0)
         rows: list[dict] = []
         for ranked in self.universe:
             if self.sleeper.stopped:
@@ -213,6 +225,9 @@ class Producer:
                     e.msg,
                 )
                 result.skipped.append(e.symbol)
+            except Unreachable:
+                result.failed.append("*")  # logged once by the client, per outage
+                break
             except RetriesExhausted as e:
                 log.error("fetch failed symbol=%s job=%s error=%s", ranked.symbol, job, e)
                 result.failed.append(ranked.symbol)
@@ -242,6 +257,9 @@ class Producer:
         u = self.settings.universe
         try:
             tickers = self._explicit_tickers(result) if u.symbols else self.exchange.ticker_24hr()
+        except Unreachable:  # the client logs each outage once
+            result.failed.append("*")
+            return self._finish(result, started, weight0)
         except (RetriesExhausted, RequestRejected) as e:
             log.error("universe refresh failed, keeping %d symbols: %s", len(self.universe), e)
             result.failed.append("*")
@@ -454,6 +472,8 @@ class Producer:
         if symbols:
             try:
                 raw = self.exchange.ticker_price(symbols)
+            except Unreachable:  # the client logs each outage once
+                result.failed.append("*")
             except (RetriesExhausted, RequestRejected) as e:
                 log.error("prices fetch failed: %s", e)
                 result.failed.append("*")

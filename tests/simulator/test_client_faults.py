@@ -7,7 +7,7 @@ so these tests compare recorded waits with Retry-After values instead of measuri
 import pytest
 from capstock.backoff import FakeClock, RecordingSleeper, RetriesExhausted
 from capstock.config import BinanceSettings, load
-from capstock.exchange.client import Banned, ExchangeClient, SymbolRejected
+from capstock.exchange.client import Banned, ExchangeClient, SymbolRejected, Unreachable
 from capstock.simulator import start_simulator
 
 
@@ -137,3 +137,33 @@ def test_simulator_429_retry_after_is_honoured_exactly():
         ex.recent_trades("BTCUSDT", 5)  # 75 > 60: 429 with Retry-After 15
         assert ex.stats.rate_limit_waits == [15.0]
         assert sim.statuses[429] == 1 and sim.statuses[200] == 3
+
+
+def test_an_unreachable_exchange_fails_fast_costs_no_weight_and_backs_off(caplog):
+    """No route (here: a closed port) is a failure, but the server counted nothing: the
+    budget must not shrink, or a long outage would throttle the jobs after it."""
+    clock = FakeClock()
+    ex = exchange("http://127.0.0.1:9/api", clock=clock)
+    with pytest.raises(Unreachable) as first:
+        ex.ticker_24hr()  # weight 80
+    assert ex.stats.requests == 1 and ex.sleeper.waits == []  # no retries inside a job
+    assert ex.stats.weight_requested == 0 and ex.pacer.used == 0
+    assert first.value.cause.startswith("ConnectionRefusedError")
+    # Until the backoff passes, calls fail without a request; one log line per outage.
+    with pytest.raises(Unreachable):
+        ex.ping()
+    assert ex.stats.requests == 1
+    clock.advance(5)
+    with pytest.raises(Unreachable) as second:
+        ex.ping()
+    assert ex.stats.requests == 2 and second.value.until == clock() + 10  # doubled
+    assert caplog.text.count("exchange unreachable at http://127.0.0.1:9/api") == 1
+    assert "ConnectionRefusedError: [Errno 111] Connection refused" in caplog.text
+
+
+def test_a_request_the_server_answered_keeps_its_weight(simulator):
+    simulator.add_fault("5xx", status=500)
+    ex = exchange(simulator.url, max_attempts=2)
+    with pytest.raises(RetriesExhausted):
+        ex.ping()
+    assert ex.stats.weight_requested == 2  # two pings of weight 1 reached the server

@@ -320,3 +320,14 @@ def test_during_a_418_ban_the_heartbeat_runs_and_exchange_jobs_skip_quietly(simu
     assert not p.klines().banned
     p.trades()
     assert caplog.text.count("exchange ban over") == 1
+
+
+def test_jobs_without_a_universe_count_as_failed(caplog):
+    """An exchange that cannot be reached leaves no universe: every per-symbol job then
+    says failed, not `symbols=0 rows=0 failed=0`."""
+    producer = make_producer("http://127.0.0.1:9/api")
+    result = producer.trades()
+    assert result.failed == ["*"] and result.symbols == 0
+    assert "job=trades skipped: no universe yet" in caplog.text
+    assert "failed=1" in result.line()
+    assert producer.sleeper.waits == []  # the heartbeat is not kept waiting by retries

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
+from urllib3.exceptions import NewConnectionError
 
 from capstock import config
 from capstock.backoff import Backoff, RetriesExhausted, Sleeper
@@ -41,6 +43,10 @@ DEFAULT_RETRY_AFTER_SECONDS = 60.0
 """Wait used when a 429/418 arrives without a readable ``Retry-After`` header."""
 MAX_RATE_LIMIT_WAITS = 10
 """429/418 answers tolerated for one request before giving up on it."""
+
+UNREACHABLE_FIRST_DELAY_S = 5.0
+UNREACHABLE_MAX_DELAY_S = 300.0
+"""After a failed connection, no request for this long (doubling per failure up to the max)."""
 
 TRANSIENT_ERRORS = (
     requests.exceptions.Timeout,
@@ -73,6 +79,18 @@ class Banned(Exception):
         super().__init__(f"{path}: IP banned (HTTP 418) until {until:.0f}")
         self.path = path
         self.until = until
+
+
+class Unreachable(RetriesExhausted):
+    """No connection to the exchange (no name, no route, refused): raised at once, and by
+    every call until ``until`` (epoch seconds) without a request, so a job neither waits
+    through retries (the heartbeat runs on time) nor spends request weight."""
+
+    def __init__(self, path: str, until: float, cause: str) -> None:
+        super().__init__(f"{path}: exchange unreachable ({cause}); next try after {until:.0f}")
+        self.path = path
+        self.until = until
+        self.cause = cause
 
 
 class SymbolRejected(RequestRejected):
@@ -155,6 +173,11 @@ class ExchangeClient:
         self._clock = clock
         self.banned_until = 0.0
         """Epoch seconds until which the exchange bans us (418); 0 when not banned."""
+        self.unreachable_until = 0.0
+        """Epoch seconds before which no request is tried after a failed connection."""
+        self.unreachable_cause: str | None = None
+        """Why the last connection failed (the root cause, whole); None while reachable."""
+        self._unreachable_delay = UNREACHABLE_FIRST_DELAY_S
 
     @property
     def banned(self) -> bool:
@@ -179,6 +202,8 @@ class ExchangeClient:
         while True:
             if self.banned:
                 raise Banned(path, self.banned_until)
+            if self._clock() < self.unreachable_until:
+                raise Unreachable(path, self.unreachable_until, self.unreachable_cause or "")
             self.pacer.acquire(weight)
             self.stats.requests += 1
             self.stats.weight_requested += weight
@@ -215,8 +240,16 @@ class ExchangeClient:
                 error: Exception = e
             except TRANSIENT_ERRORS as e:
                 error = e
+                if never_sent(e):
+                    self.pacer.refund(weight)
+                    self.stats.weight_requested -= weight
+                    raise self._unreachable(path, e) from e
             else:
                 self._observe(self.client.response.headers if self.client.response else None)
+                if self.unreachable_cause is not None:
+                    log.info("exchange reachable again at %s", self.settings.api_url)
+                    self.unreachable_cause = None
+                    self._unreachable_delay = UNREACHABLE_FIRST_DELAY_S
                 return result
             if backoff.failures + 1 >= self.settings.max_attempts:
                 log.error(
@@ -237,6 +270,25 @@ class ExchangeClient:
                 _brief(error),
             )
             self.sleeper.sleep(delay)
+
+    def _unreachable(self, path: str, error: BaseException) -> Unreachable:
+        """Back off (5 s doubling to 5 min) and log once per outage, with the root cause."""
+        cause = root_cause(error)
+        text = f"{type(cause).__name__}: {cause}"
+        wait = self._unreachable_delay
+        self.unreachable_until = self._clock() + wait
+        self._unreachable_delay = min(wait * 2, UNREACHABLE_MAX_DELAY_S)
+        if self.unreachable_cause is None:
+            log.error(
+                "exchange unreachable at %s: %s; exchange jobs fail without a request until it "
+                "answers (next try in %.0fs, then doubling up to %.0fs)",
+                self.settings.api_url,
+                text,
+                wait,
+                UNREACHABLE_MAX_DELAY_S,
+            )
+        self.unreachable_cause = text
+        return Unreachable(path, self.unreachable_until, text)
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -335,6 +387,14 @@ def _brief(error: BaseException) -> str:
     if cause is not error:
         text += f" (root cause {type(cause).__name__}: {cause})"
     return text
+
+
+def never_sent(error: BaseException) -> bool:
+    """The request never reached the exchange: no name, no route, connection refused."""
+    cause = root_cause(error)
+    return isinstance(error, requests.exceptions.ConnectionError) and isinstance(
+        cause, socket.gaierror | ConnectionRefusedError | NewConnectionError
+    )
 
 
 class ExchangeUnreachable(Exception):

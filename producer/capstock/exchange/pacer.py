@@ -102,6 +102,14 @@ class WeightPacer:
             self._tokens -= weight
             self._used += weight
 
+    def refund(self, weight: int) -> None:
+        """Give back the weight of a request that never reached the exchange (no
+        connection): it cost the server nothing, so it must not cost the budget."""
+        with self._lock:
+            self._roll(self._clock())
+            self._used = max(0, self._used - weight)
+            self._tokens = min(self.capacity, self._tokens + weight)
+
     def observe(self, used_weight: int | None) -> None:
         """Record the server's ``X-MBX-USED-WEIGHT-1M`` from a response (None if absent)."""
         if used_weight is None:
