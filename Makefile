@@ -72,7 +72,7 @@ clean: ## stop everything and delete .stack/ (data, logs, pids, configs, fetched
 test: deps venv fetch ## run every test: unit, then integration on the native stack
 	$(PY) -m pytest tests
 
-test-unit: venv ## unit tests only (no services)
+test-unit: venv fetch ## unit tests only (no services; some read the jars make fetch resolved)
 	$(PY) -m pytest tests/unit
 
 lint: venv ## ruff

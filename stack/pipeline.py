@@ -23,7 +23,7 @@ from pathlib import Path
 from stack.components import Component, Connect, all_components
 from stack.connect_api import delete_connector
 from stack.grafana import Grafana
-from stack.process import StackError, port_open, start_detached
+from stack.process import StackError, port_open, start_detached, write_json_atomic
 from stack.settings import REPO_ROOT, StackSettings, dotenv_settings, env, env_int
 
 BIN = Path(sys.executable).parent
@@ -79,7 +79,7 @@ class PipelineProcess(Component):
     def launch(self) -> int:
         env = {**pipeline_env(self.settings), **self.extra_env}
         pid = self.detach(self.argv, self.log_file, env=env)
-        write_json(self.spec_file, self.spec())
+        write_json_atomic(self.spec_file, self.spec())
         return pid
 
     def healthy(self) -> bool:
@@ -173,14 +173,6 @@ def shown(name: str, value: str) -> str:
     if name.endswith(SECRET_SUFFIXES):
         return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
     return value
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.chmod(0o640)
-    tmp.replace(path)
 
 
 def sink_choice() -> str:

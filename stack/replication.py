@@ -388,7 +388,7 @@ class Recovery:
         self.wait_snapshot()
 
 
-def _sink_group_and_topics() -> tuple[str, list[str]]:
+def sink_group_and_topics() -> tuple[str, list[str]]:
     """The consumer group that writes Cassandra (CASSANDRA_SINK) and the topics it reads."""
     from stack import pipeline
 
@@ -408,18 +408,12 @@ def wait_sink_caught_up(bootstrap: str, timeout: float, say: Callable[[str], Non
     topics, so when the sink's group has committed past these end offsets, Cassandra
     has every one of them.
     """
-    from confluent_kafka import Consumer, TopicPartition
+    from stack.sink_progress import partitions_of, probe_consumer
 
-    group, topics = _sink_group_and_topics()
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    group, topics = sink_group_and_topics()
+    probe = probe_consumer(bootstrap, group)
     try:
-        metadata = probe.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in metadata.topics
-            for p in metadata.topics[topic].partitions
-        ]
+        partitions = partitions_of(probe, topics)
         targets = {
             (tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=10)[1]
             for tp in partitions

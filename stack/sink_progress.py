@@ -27,12 +27,12 @@ class GroupOffsets:
         return max(self.end - self.committed, 0)
 
 
-def _probe_consumer(bootstrap: str, group: str) -> Consumer:
+def probe_consumer(bootstrap: str, group: str) -> Consumer:
     # Never subscribes, so it only reads the group's offsets and never joins it.
     return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
 
 
-def _partitions(consumer: Consumer, topics: list[str]) -> list[TopicPartition]:
+def partitions_of(consumer: Consumer, topics: list[str]) -> list[TopicPartition]:
     metadata = consumer.list_topics(timeout=5)
     return [
         TopicPartition(topic, p)
@@ -43,9 +43,9 @@ def _partitions(consumer: Consumer, topics: list[str]) -> list[TopicPartition]:
 
 
 def group_offsets(bootstrap: str, group: str, topics: list[str]) -> GroupOffsets:
-    consumer = _probe_consumer(bootstrap, group)
+    consumer = probe_consumer(bootstrap, group)
     try:
-        partitions = _partitions(consumer, topics)
+        partitions = partitions_of(consumer, topics)
         if not partitions:
             return GroupOffsets(0, 0)
         committed = consumer.committed(partitions, timeout=5)
@@ -57,11 +57,11 @@ def group_offsets(bootstrap: str, group: str, topics: list[str]) -> GroupOffsets
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """Records ever written to a topic (0 if it does not exist)."""
-    consumer = _probe_consumer(bootstrap, "cap-stock-status")
+    consumer = probe_consumer(bootstrap, "cap-stock-status")
     try:
         return sum(
             consumer.get_watermark_offsets(tp, timeout=5)[1]
-            for tp in _partitions(consumer, [topic])
+            for tp in partitions_of(consumer, [topic])
         )
     finally:
         consumer.close()

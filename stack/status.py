@@ -22,7 +22,7 @@ from typing import Any
 from stack import pipeline, replication, sink_progress, supervisor
 from stack.components import Cassandra, Component, Connect, Postgres, all_components
 from stack.grafana import Grafana
-from stack.process import rss_kib
+from stack.process import rss_kib, write_json_atomic
 from stack.settings import StackSettings
 
 RUN_RECORD = "pipeline.json"
@@ -50,7 +50,7 @@ def record_run(settings: StackSettings, source: str, sink: str) -> None:
         processes.insert(0, "simulator")
     if sink == "python":
         processes.insert(0, "python-sink")
-    pipeline.write_json(
+    write_json_atomic(
         settings.run_dir / RUN_RECORD,
         {"source": source, "sink": sink, "processes": processes, "since": _now_iso()},
     )
@@ -172,7 +172,7 @@ def table_entries(settings: StackSettings, cassandra_up: bool) -> list[dict[str,
     newest: dict[str, dict[str, Any] | None] = {}
     with Postgres(settings).superuser_connection(settings.postgres_db) as db:
         for table in TABLES.values():
-            names = (*cassandra_key(table), "ingested_at")
+            names = (*table.cassandra_primary_key, "ingested_at")
             row = db.execute(
                 sql.SQL("SELECT {} FROM {} ORDER BY ingested_at DESC LIMIT 1").format(
                     sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(table.name)
@@ -198,11 +198,6 @@ def table_entries(settings: StackSettings, cassandra_up: bool) -> list[dict[str,
     return entries
 
 
-def cassandra_key(table: Any) -> tuple[str, ...]:
-    """Cassandra's primary key: partition key, then clustering columns."""
-    return (*table.partition_key, *(name for name, _ in table.clustering_key))
-
-
 def cassandra_has(
     settings: StackSettings, keyspace: str, newest: dict[str, dict[str, Any] | None]
 ) -> dict[str, bool | None]:
@@ -221,7 +216,7 @@ def cassandra_has(
             if row is None:
                 found[name] = None
                 continue
-            key = cassandra_key(TABLES[name])
+            key = TABLES[name].cassandra_primary_key
             where = " AND ".join(f"{column} = %s" for column in key)
             cql = f"SELECT ingested_at FROM {keyspace}.{name} WHERE {where}"
             try:

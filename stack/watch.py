@@ -48,20 +48,13 @@ def postgres_rates(settings: StackSettings, window_s: float) -> dict[str, float]
 
 def sink_committed(settings: StackSettings) -> dict[str, int]:
     """Records the sink's group committed, per table (from its topic's name)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from stack.replication import sink_group_and_topics
+    from stack.sink_progress import partitions_of, probe_consumer
 
-    from stack.replication import _sink_group_and_topics
-
-    group, topics = _sink_group_and_topics()
-    probe = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    group, topics = sink_group_and_topics()
+    probe = probe_consumer(settings.kafka_bootstrap, group)
     try:
-        metadata = probe.list_topics(timeout=5)
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in metadata.topics
-            for p in metadata.topics[topic].partitions
-        ]
+        partitions = partitions_of(probe, topics)
         committed: dict[str, int] = {}
         for tp in probe.committed(partitions, timeout=5) if partitions else []:
             table = tp.topic.rsplit(".", 1)[-1]

@@ -14,6 +14,7 @@ from typing import Any
 from cassandra import InvalidRequest, OperationTimedOut
 from cassandra.encoder import Encoder
 from cassandra.query import BatchStatement, bind_params
+from cassandra_sink.writer import PreparedTable
 
 TOPIC = "cap_stock.public.latest_prices"
 POISON = "BAD"
@@ -96,3 +97,24 @@ class FakeSession:
             return FakeFuture(InvalidRequest("Key length of 70000 is longer than maximum of 65535"))
         self.stored.extend(texts)
         return FakeFuture(None)
+
+
+def latest_prices_table(upsert: str = "INSERT") -> PreparedTable:
+    """A prepared latest_prices table whose statements the fakes only carry, never run."""
+    from cassandra_sink.config import TableMapping
+
+    mapping = TableMapping(
+        topic=TOPIC,
+        keyspace="cap_stock",
+        table="latest_prices",
+        columns={"symbol": ("value", "symbol"), "ts": ("value", "ts"), "price": ("value", "price")},
+        deletes_enabled=False,
+    )
+    return PreparedTable(
+        mapping=mapping,
+        column_types={"symbol": "text", "ts": "timestamp", "price": "decimal"},
+        upsert=upsert,  # type: ignore[arg-type]
+        delete=None,
+        key_columns=["symbol", "ts"],
+        partition_columns=["symbol"],
+    )

@@ -8,7 +8,6 @@ restart request; a restart heals the connector unless the test says it keeps fai
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from stack import connector_watchdog
 from stack.connector_watchdog import ConnectUnavailable, Watchdog, restart_failed
+from tests.unit.http_fakes import JsonHandler
 
 TRACE = "org.apache.kafka.connect.errors.ConnectException: Couldn't obtain encoding\n\tat x.y"
 
@@ -49,37 +49,26 @@ class FakeConnect:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _send(self, code: int, body: object = None) -> None:
-                raw = json.dumps(body).encode() if body is not None else b""
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 if url.path == "/connectors" and url.query == "expand=status":
-                    self._send(200, {n: {"status": s} for n, s in fake.connectors.items()})
+                    self.answer(200, {n: {"status": s} for n, s in fake.connectors.items()})
                 else:
-                    self._send(404, {"error_code": 404, "message": "not found"})
+                    self.answer(404, {"error_code": 404, "message": "not found"})
 
             def do_POST(self) -> None:
                 url = urlsplit(self.path)
                 parts = url.path.split("/")
                 if len(parts) != 4 or parts[1] != "connectors" or parts[3] != "restart":
-                    self._send(404, {"error_code": 404})
+                    self.answer(404, {"error_code": 404})
                     return
                 name = unquote(parts[2])
                 if name not in fake.connectors:
-                    self._send(404, {"error_code": 404, "message": f"Unknown connector {name}"})
+                    self.answer(404, {"error_code": 404, "message": f"Unknown connector {name}"})
                     return
                 if fake.restart_status != 202:
-                    self._send(fake.restart_status, {"error_code": fake.restart_status})
+                    self.answer(fake.restart_status, {"error_code": fake.restart_status})
                     return
                 fake.restarts.append((name, url.query))
                 if name not in fake.sticky:
@@ -88,7 +77,7 @@ class FakeConnect:
                     for task in status["tasks"]:
                         task["state"] = "RUNNING"
                         task.pop("trace", None)
-                self._send(202, fake.connectors[name])
+                self.answer(202, fake.connectors[name])
 
         return Handler
 

@@ -57,7 +57,7 @@ def worker_artifacts(kafka_classpath: str) -> set[str]:
     return names
 
 
-def test_every_plugin_is_fetched(kafka_classpath: str) -> None:  # skipped before `make fetch`
+def test_every_plugin_is_fetched(kafka_classpath: str) -> None:  # fails before `make fetch`
     plugin_dir = StackSettings().plugin_dir
     for plugin in PLUGINS:
         assert any((plugin_dir / plugin).glob("*.jar")), f"plugins/{plugin}: run `make fetch`"

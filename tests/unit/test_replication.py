@@ -18,6 +18,7 @@ import pytest
 
 from stack import replication
 from stack.replication import SNAPSHOTTING_MODES, Recovery, classify, snapshot_finished
+from tests.unit.http_fakes import JsonHandler
 
 SLOT = "cap_stock_debezium"
 DB = "cap_stock_db"
@@ -165,7 +166,7 @@ def test_the_fix_is_a_make_target() -> None:
 # -- the recovery against a stand-in for Connect's REST API ---------------------------------
 
 
-class _FakeConnect(http.server.BaseHTTPRequestHandler):
+class _FakeConnect(JsonHandler):
     """Just enough of Kafka Connect 3.9 for one Debezium connector.
 
     /stop takes effect one status read later (as in a real worker), offsets can only be
@@ -180,15 +181,15 @@ class _FakeConnect(http.server.BaseHTTPRequestHandler):
         st = self.state
         if self.path.endswith("/status"):
             if st["state"] is None:
-                return self._answer(404, {"message": "not found"})
+                return self.answer(404, {"message": "not found"})
             if st["pending"]:
                 st["state"], st["pending"] = st["pending"], None
             tasks = [] if st["state"] == "STOPPED" else [{"id": 0, "state": st["state"]}]
-            return self._answer(200, {"connector": {"state": st["state"]}, "tasks": tasks})
+            return self.answer(200, {"connector": {"state": st["state"]}, "tasks": tasks})
         st["reads"] += 1
         offset = dict(STREAMING) if st["reads"] > 2 else dict(DURING)
         offsets = [{"partition": PARTITION, "offset": offset}] if st["has_offsets"] else []
-        return self._answer(200, {"offsets": offsets})
+        return self.answer(200, {"offsets": offsets})
 
     def do_PUT(self) -> None:
         self.calls.append(f"PUT {self.path.rsplit('/', 1)[-1]}")
@@ -196,33 +197,22 @@ class _FakeConnect(http.server.BaseHTTPRequestHandler):
             self.state["pending"] = "STOPPED"
         else:
             self.state.update(state="RUNNING", reads=0, has_offsets=True)
-        self._answer(202, None)
+        self.answer(202, None)
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         body = json.loads(self.rfile.read(length))
         self.calls.append(f"POST {body.get('initial_state')}")
         self.state["state"] = body["initial_state"]
-        self._answer(201, {"name": body["name"]})
+        self.answer(201, {"name": body["name"]})
 
     def do_DELETE(self) -> None:
         self.calls.append("DELETE offsets")
         if self.state["state"] != "STOPPED":
             message = "Connectors must be in the STOPPED state before their offsets can be modified"
-            return self._answer(400, {"message": message})
+            return self.answer(400, {"message": message})
         self.state["has_offsets"] = False
-        return self._answer(200, {"message": "The offsets for this connector have been reset"})
-
-    def _answer(self, code: int, body: object) -> None:
-        raw = json.dumps(body).encode() if body is not None else b""
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *_: object) -> None:
-        pass
+        return self.answer(200, {"message": "The offsets for this connector have been reset"})
 
 
 class _Postgres:

@@ -12,7 +12,7 @@ import pytest
 from cassandra import AuthenticationFailed
 from cassandra.cluster import NoHostAvailable
 from cassandra_sink import cli, runner
-from cassandra_sink.config import ErrorPolicy, SinkConfig, SinkConfigError, TableMapping
+from cassandra_sink.config import ErrorPolicy, SinkConfig, SinkConfigError
 from cassandra_sink.deadletter import DeadLetterError, DeadLetterQueue
 from cassandra_sink.runner import (
     RETRY_BASE_S,
@@ -24,10 +24,9 @@ from cassandra_sink.runner import (
     plan_batch,
     retry_delay,
 )
-from cassandra_sink.writer import PreparedTable
 from confluent_kafka import KafkaError, KafkaException
 
-from tests.unit.sink_fakes import POISON, TOPIC, FakeMessage, FakeSession
+from tests.unit.sink_fakes import POISON, TOPIC, FakeMessage, FakeSession, latest_prices_table
 
 TS = '"2026-11-21T10:15:30Z"'
 
@@ -54,25 +53,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     return fake
 
 
-def _table() -> PreparedTable:
-    mapping = TableMapping(
-        topic=TOPIC,
-        keyspace="cap_stock",
-        table="latest_prices",
-        columns={"symbol": ("value", "symbol"), "ts": ("value", "ts"), "price": ("value", "price")},
-        deletes_enabled=False,
-    )
-    return PreparedTable(
-        mapping=mapping,
-        column_types={"symbol": "text", "ts": "timestamp", "price": "decimal"},
-        upsert="INSERT %s %s %s",  # type: ignore[arg-type]
-        delete=None,
-        key_columns=["symbol", "ts"],
-        partition_columns=["symbol"],
-    )
-
-
-TABLES = {TOPIC: [_table()]}
+TABLES = {TOPIC: [latest_prices_table("INSERT %s %s %s")]}
 
 
 def _msg(offset: int, symbol: str, price: str = "1") -> FakeMessage:

@@ -7,7 +7,7 @@ import logging
 import pytest
 from cassandra.query import UNSET_VALUE
 from cassandra_sink.cli import main
-from cassandra_sink.config import ErrorPolicy, SinkConfig, TableMapping
+from cassandra_sink.config import ErrorPolicy, SinkConfig
 from cassandra_sink.deadletter import (
     MAPPING_ERROR,
     Action,
@@ -15,27 +15,8 @@ from cassandra_sink.deadletter import (
     error_headers,
 )
 from cassandra_sink.runner import CassandraSink, Failure, RecordFailed, plan_batch
-from cassandra_sink.writer import PreparedTable
 
-from tests.unit.sink_fakes import TOPIC, FakeMessage
-
-
-def _table() -> PreparedTable:
-    mapping = TableMapping(
-        topic=TOPIC,
-        keyspace="cap_stock",
-        table="latest_prices",
-        columns={"symbol": ("value", "symbol"), "ts": ("value", "ts"), "price": ("value", "price")},
-        deletes_enabled=False,
-    )
-    return PreparedTable(
-        mapping=mapping,
-        column_types={"symbol": "text", "ts": "timestamp", "price": "decimal"},
-        upsert="INSERT",  # type: ignore[arg-type]
-        delete=None,
-        key_columns=["symbol", "ts"],
-        partition_columns=["symbol"],
-    )
+from tests.unit.sink_fakes import TOPIC, FakeMessage, latest_prices_table
 
 
 def _msg(offset: int, value: str | None) -> FakeMessage:
@@ -43,7 +24,7 @@ def _msg(offset: int, value: str | None) -> FakeMessage:
 
 
 def test_later_images_of_a_key_win_column_by_column() -> None:
-    table = _table()
+    table = latest_prices_table()
     ts = '"2026-11-21T10:15:30Z"'
     plan = plan_batch(
         [
@@ -68,7 +49,8 @@ def test_later_images_of_a_key_win_column_by_column() -> None:
 
 def test_a_null_for_a_new_key_stays_unset() -> None:
     plan = plan_batch(
-        [_msg(1, '{"symbol":"BTC","ts":"2026-11-21T10:15:30Z","price":null}')], {TOPIC: [_table()]}
+        [_msg(1, '{"symbol":"BTC","ts":"2026-11-21T10:15:30Z","price":null}')],
+        {TOPIC: [latest_prices_table()]},
     )
     assert plan.rows[0].values[2] is UNSET_VALUE
 
@@ -80,7 +62,7 @@ def test_bad_records_are_collected_with_their_reason_and_the_rest_is_planned() -
             _msg(8, '{"symbol":"BTC","ts":"yesterday","price":"1"}'),
             _msg(9, '{"symbol":"BTC","ts":"2026-11-21T10:15:30Z","price":"1"}'),
         ],
-        {TOPIC: [_table()]},
+        {TOPIC: [latest_prices_table()]},
     )
     assert [(f.msg.offset(), f.table) for f in plan.failures] == [
         (7, "cap_stock.latest_prices"),

@@ -55,6 +55,6 @@ def test_the_stack_writes_no_directory_clean_does_not_know() -> None:
     poms and the runner write only directories that StackSettings.stack_dirs names."""
     home = REPO_ROOT / ".stack"
     if not home.exists():
-        pytest.skip("no .stack yet: run `make fetch`")
+        pytest.fail("no .stack yet: run `make fetch` (make test does)", pytrace=False)
     known = {path.name for path in StackSettings(home=home).stack_dirs()}
     assert {path.name for path in home.iterdir()} <= known

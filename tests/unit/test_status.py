@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from stack import pipeline, status
+from stack.process import write_json_atomic
 from stack.settings import StackSettings
 
 
@@ -80,7 +81,7 @@ def test_a_changed_setting_is_named_and_a_password_only_by_name(
     settings: StackSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     producer = pipeline.Producer(settings, api_url="http://127.0.0.1:8900/api")
-    pipeline.write_json(producer.spec_file, producer.spec())
+    write_json_atomic(producer.spec_file, producer.spec())
     assert producer.changes() == []
     spec_text = producer.spec_file.read_text()
     assert settings.postgres_password not in spec_text and "sha256:" in spec_text
@@ -106,7 +107,7 @@ def test_a_process_restarts_only_for_settings_it_reads(
     settings: StackSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     simulator = pipeline.Simulator(settings)
-    pipeline.write_json(simulator.spec_file, simulator.spec())
+    write_json_atomic(simulator.spec_file, simulator.spec())
     monkeypatch.setenv("UNIVERSE_SIZE", "5")
     assert simulator.changes() == []
     monkeypatch.setenv("SIMULATOR_SEED", "7")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
 import multiprocessing
 import os
 import signal
@@ -28,8 +27,9 @@ import pytest
 
 from stack import pipeline, supervisor
 from stack.components import Postgres
-from stack.process import StackError, pid_alive, read_pid, start_detached
+from stack.process import StackError, pid_alive, read_pid, start_detached, write_json_atomic
 from stack.supervisor import Backoff, Supervisor
+from tests.unit.http_fakes import JsonHandler
 
 
 @dataclass
@@ -312,7 +312,7 @@ def test_the_state_file_is_replaced_whole(tmp_path: Path) -> None:
     target = tmp_path / "supervisor.json"
     target.write_text("{not json")
     assert supervisor.read_state(tmp_path) == {}
-    supervisor.write_json_atomic(target, {"components": {"kafka": {"restarts": 2}}})
+    write_json_atomic(target, {"components": {"kafka": {"restarts": 2}}})
     assert supervisor.restarts_of(supervisor.read_state(tmp_path), "kafka") == 2
     assert supervisor.restarts_of(supervisor.read_state(tmp_path), "connect") == 0
     assert [p.name for p in tmp_path.iterdir()] == ["supervisor.json"]
@@ -321,7 +321,7 @@ def test_the_state_file_is_replaced_whole(tmp_path: Path) -> None:
 # -- FAILED connector tasks -----------------------------------------------------------------
 
 
-class _Connect(http.server.BaseHTTPRequestHandler):
+class _Connect(JsonHandler):
     """Kafka Connect's REST API with one connector whose task 0 is FAILED until restarted."""
 
     failed = True
@@ -345,23 +345,12 @@ class _Connect(http.server.BaseHTTPRequestHandler):
                 }
             }
         }
-        self._answer(200, body)
+        self.answer(200, body)
 
     def do_POST(self) -> None:
         _Connect.restarts.append(self.path)
         _Connect.failed = False
-        self._answer(202, None)
-
-    def _answer(self, code: int, body: object) -> None:
-        raw = json.dumps(body).encode() if body is not None else b""
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *_: object) -> None:
-        pass
+        self.answer(202, None)
 
 
 def test_a_failed_connector_task_is_restarted_and_counted(tmp_path: Path) -> None:
