@@ -13,13 +13,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from capstock.connectors import KEYSPACE
 from cassandra import Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable
 
 from stack.components import BUILTIN_SUPERUSER, Cassandra, Postgres, all_components
 from stack.settings import StackSettings
+from tests.integration.cdc_harness import CdcHarness
 
 STRANGER = "nobody"  # a local OS user with no business in the pipeline
 
@@ -27,6 +27,18 @@ STRANGER = "nobody"  # a local OS user with no business in the pipeline
 @pytest.fixture(scope="module")
 def cassandra(native_stack: StackSettings) -> Cassandra:
     return Cassandra(native_stack)
+
+
+@pytest.fixture(scope="module")
+def stores(native_stack: StackSettings, cassandra_session, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A database and a keyspace of the pipeline's tables with the grants init-db and
+    cassandra-setup give, so the roles are tried on real tables on a fresh stack too."""
+    harness = CdcHarness(native_stack, work_dir=tmp_path_factory.mktemp("security"))
+    harness.create_stores(cassandra_session)
+    try:
+        yield harness
+    finally:
+        harness.teardown(cassandra_session)
 
 
 def login_fails(port: int, user: str, password: str) -> str:
@@ -71,10 +83,10 @@ def test_the_builtin_cassandra_superuser_cannot_log_in(cassandra: Cassandra) -> 
     ],
 )
 def test_the_pipeline_role_is_refused_outside_its_keyspace(
-    cassandra: Cassandra, native_stack: StackSettings, statement: str
+    cassandra: Cassandra, native_stack: StackSettings, stores: CdcHarness, statement: str
 ) -> None:
     s = native_stack
-    cql = statement.format(keyspace=KEYSPACE, admin=s.cassandra_admin_user, user=s.cassandra_user)
+    cql = statement.format(keyspace=stores.name, admin=s.cassandra_admin_user, user=s.cassandra_user)
     cluster, session = cassandra.session(s.cassandra_user, s.cassandra_password)
     try:
         with pytest.raises(Unauthorized):
@@ -84,10 +96,10 @@ def test_the_pipeline_role_is_refused_outside_its_keyspace(
 
 
 def test_the_pipeline_role_writes_its_keyspace_and_the_reader_only_reads(
-    cassandra: Cassandra, native_stack: StackSettings
+    cassandra: Cassandra, native_stack: StackSettings, stores: CdcHarness
 ) -> None:
     s = native_stack
-    table = f"{KEYSPACE}.latest_prices"
+    table = f"{stores.name}.latest_prices"
     key = "symbol = 'SECTESTUSDT' AND day = '2026-01-01'"
     row = (
         f"INSERT INTO {table} (symbol, day, ts, price) VALUES ('SECTESTUSDT', '2026-01-01', 0, 1.5)"
@@ -189,9 +201,9 @@ def test_the_pipeline_role_logs_in_but_is_no_superuser(native_stack: StackSettin
                 conn.execute(statement)
 
 
-def test_the_reader_role_only_reads(native_stack: StackSettings) -> None:
+def test_the_reader_role_only_reads(native_stack: StackSettings, stores: CdcHarness) -> None:
     s = native_stack
-    conninfo = s.postgres_conninfo().replace(
+    conninfo = stores.conninfo.replace(
         f"user={s.postgres_user} password={s.postgres_password}",
         f"user={s.postgres_reader_user} password={s.postgres_reader_password}",
     )
