@@ -86,7 +86,9 @@ def test_the_pipeline_role_is_refused_outside_its_keyspace(
     cassandra: Cassandra, native_stack: StackSettings, stores: CdcHarness, statement: str
 ) -> None:
     s = native_stack
-    cql = statement.format(keyspace=stores.name, admin=s.cassandra_admin_user, user=s.cassandra_user)
+    cql = statement.format(
+        keyspace=stores.name, admin=s.cassandra_admin_user, user=s.cassandra_user
+    )
     cluster, session = cassandra.session(s.cassandra_user, s.cassandra_password)
     try:
         with pytest.raises(Unauthorized):
