@@ -682,6 +682,43 @@ PIPELINE_HEALTH = Dashboard(
             },
         ),
         Panel(
+            "Exchange state (producer)",
+            "stat",
+            f"{PG_NOTE} heartbeat.exchange_error: 'answering' while the producer can use the "
+            "exchange, else its own words for why not (banned by HTTP 418 until a time, or "
+            "unreachable with the root cause) and since when; shown when its newest beat is "
+            "in range. `make status` says the same.",
+            (
+                _pg(
+                    "SELECT COALESCE(exchange_error || ' since ' || to_char(exchange_error_since "
+                    "AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z', 'answering') "
+                    'AS "exchange" FROM heartbeat '
+                    "WHERE source = 'producer' AND $__timeFilter(beat_time)"
+                ),
+            ),
+            width=24,
+            height=3,
+            options={
+                # A text value: the stat panel shows string fields only when named.
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^exchange$/"},
+                "colorMode": "background",
+                "graphMode": "none",
+                "textMode": "value",
+            },
+            field_config={
+                "defaults": {
+                    "mappings": [
+                        {"type": "value", "options": {"answering": {"color": "green", "index": 0}}},
+                        {
+                            "type": "regex",
+                            "options": {"pattern": ".+", "result": {"color": "red", "index": 1}},
+                        },
+                    ]
+                },
+                "overrides": [],
+            },
+        ),
+        Panel(
             "Rows per minute in Postgres ($symbol)",
             "timeseries",
             f"{PG_NOTE} Rows per table per minute of their event time (kline open_time, "

@@ -313,12 +313,27 @@ def _data(settings: StackSettings, report: Report, cassandra_up: bool) -> None:
     except Exception as err:
         report.problems.append(f"tables: cannot read them ({str(err).strip()[:200]})")
         return
+    judge_data(report)
+
+
+def judge_data(report: Report) -> None:
+    """Stale tables and the exchange trouble the heartbeat reports are problems."""
     for table in report.tables:
         if table["stale"]:
             age = "no rows" if table["age_s"] is None else f"newest row {table['age_s']:.0f}s old"
             report.problems.append(
                 f"{table['table']}: {age} (stale after {table['stale_after_s']:.0f}s)"
             )
+    if report.heartbeat and report.heartbeat.get("exchange_error"):
+        report.problems.append(exchange_trouble_text(report.heartbeat))
+
+
+def exchange_trouble_text(heartbeat: dict[str, Any]) -> str:
+    """The producer's own words for why it cannot use the exchange (heartbeat row)."""
+    return (
+        f"exchange {heartbeat['exchange_error']} "
+        f"(since {heartbeat.get('exchange_error_since') or '?'})"
+    )
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -354,6 +369,8 @@ def render(report: Report) -> str:
             f"producer heartbeat {h['age_s']:.0f}s ago: weight_used_1m={h.get('weight_used_1m')} "
             f"trade_gaps_total={h.get('trade_gaps_total')}"
         )
+        if h.get("exchange_error"):
+            lines.append(f"  {exchange_trouble_text(h)}")
     lines.extend(report.notes)
     lines.append(f"total rss {report.total_rss_mib} MiB")
     if report.problems:

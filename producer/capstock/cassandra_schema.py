@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from capstock.tables import DAY_SECONDS, TABLES, Table
@@ -122,10 +123,33 @@ def schema_cql(options: KeyspaceOptions) -> list[str]:
     return [keyspace_cql(options), *(table_cql(t, options.name) for t in TABLES.values())]
 
 
+def added_columns_cql(table: Table, keyspace: str, existing: Iterable[str]) -> list[str]:
+    """``ALTER TABLE ... ADD`` for each declared column an older table lacks (Cassandra
+    columns carry no NOT NULL, so any column can be added to a table with rows)."""
+    have = set(existing)
+    return [
+        f"ALTER TABLE {keyspace}.{table.name} ADD {c.name} {c.cql_type}"
+        for c in table.columns
+        if c.name not in have
+    ]
+
+
 def apply_schema(session, options: KeyspaceOptions) -> int:  # type: ignore[no-untyped-def]
-    """Run every statement; safe to repeat. Returns the number of statements run."""
+    """Run every statement, then add the columns older tables lack; safe to repeat.
+    Returns the number of statements run."""
     statements = schema_cql(options)
     for statement in statements:
         session.execute(statement, timeout=60)
+    for table in TABLES.values():
+        rows = session.execute(
+            "SELECT column_name FROM system_schema.columns "
+            "WHERE keyspace_name = %s AND table_name = %s",
+            [options.name, table.name],
+            timeout=60,
+        )
+        for statement in added_columns_cql(table, options.name, (r.column_name for r in rows)):
+            log.info("cassandra-setup: %s", statement)
+            session.execute(statement, timeout=60)
+            statements.append(statement)
     log.info("cassandra-setup: keyspace %s and %d tables ready", options.name, len(TABLES))
     return len(statements)

@@ -50,6 +50,11 @@ def _table_settings(table: Table, topic: str, keyspace: str) -> dict[str, str]:
         # never remove history from Cassandra.
         f"{base}.deletesEnabled": "false",
     }
+    if table.on_conflict == "update" and any(c.nullable for c in table.columns):
+        # Each record is the whole Postgres row: a column an update set back to NULL
+        # (heartbeat.exchange_error once the exchange answers) must become null here too,
+        # not keep its old value, which the default nullToUnset=true would do.
+        settings[f"{base}.nullToUnset"] = "false"
     if table.ttl_seconds:
         settings[f"{base}.ttl"] = str(table.ttl_seconds)
     if any(c.cql_type == "date" for c in table.columns):

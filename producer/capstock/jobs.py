@@ -52,6 +52,7 @@ from capstock.transforms import (
     book_rows,
     heartbeat_row,
     kline_row,
+    ms_to_utc,
     now_utc,
     parse_each,
     price_row,
@@ -526,12 +527,15 @@ class Producer:
         stored = self._read_trade_gaps()
         total = None if stored is None else stored + self.trade_gaps_unsaved
         now = self._now()
+        trouble = self.exchange.trouble()
         row = heartbeat_row(
             HEARTBEAT_SOURCE,
             beat_time=now,
             weight_used_1m=self.exchange.pacer.used,
             trade_gaps_total=total,
             ingested_at=now,
+            exchange_error=trouble.text if trouble else None,
+            exchange_error_since=ms_to_utc(int(trouble.since * 1000)) if trouble else None,
         )
         self._write(result, HEARTBEAT, [row])
         if total is not None and not result.spooled:

@@ -35,7 +35,15 @@ import psycopg
 from psycopg import sql
 
 from capstock.backoff import Backoff, Interrupted, Sleeper
-from capstock.tables import HEARTBEAT, TABLES, Table, grant_sql, postgres_ddl, publication_sql
+from capstock.tables import (
+    HEARTBEAT,
+    TABLES,
+    Table,
+    grant_sql,
+    postgres_added_columns,
+    postgres_ddl,
+    publication_sql,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +268,15 @@ class PostgresWriter:
             with conn.transaction(), conn.cursor() as cur:
                 for statement in ddl:
                     cur.execute(statement)
+                for table in chosen:
+                    cur.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = %s",
+                        [table.name],
+                    )
+                    for statement in postgres_added_columns(table, (r[0] for r in cur)):
+                        log.info("init-db: %s", statement)
+                        cur.execute(statement)
                 if access is not None:
                     grant_access(cur, access, chosen)
 

@@ -281,7 +281,9 @@ HEARTBEAT = Table(
     description=(
         "One row per source, overwritten on every beat: 'producer' writes it on a timer, "
         "Debezium's heartbeat action query writes 'debezium'. trade_gaps_total counts "
-        "every trade-id gap any producer run found (each run adds to the stored total)."
+        "every trade-id gap any producer run found (each run adds to the stored total). "
+        "exchange_error says why the exchange cannot be used (a ban, no connection) and "
+        "exchange_error_since since when; both NULL while it answers."
     ),
     columns=(
         _col("source", "text"),
@@ -289,6 +291,8 @@ HEARTBEAT = Table(
         _col("weight_used_1m", "int", nullable=True),
         _col("trade_gaps_total", "bigint", nullable=True, keep_when_null=True),
         _INGESTED_AT,
+        _col("exchange_error", "text", nullable=True),
+        _col("exchange_error_since", "time", nullable=True),
     ),
     primary_key=("source",),
     partition_key=("source",),
@@ -307,7 +311,7 @@ def debezium_heartbeat_query(table: Table = HEARTBEAT) -> str:
     row is identical in Postgres and Cassandra. Runs every ``heartbeat.interval.ms`` as
     Debezium's role, and moves the slot forward while the tables are idle.
     """
-    times = [c.name for c in table.columns if c.pg_type == "timestamptz"]
+    times = [c.name for c in table.columns if c.pg_type == "timestamptz" and not c.nullable]
     (key,) = table.primary_key
     columns = ", ".join([key, *times])
     values = ", ".join([f"'{DEBEZIUM_HEARTBEAT_SOURCE}'", *[NOW_MS] * len(times)])
@@ -332,18 +336,38 @@ def postgres_ddl(table: Table) -> str:
 
     Safe to run on every start-up: an existing table is left as it is.
     """
-    lines = []
-    for c in table.columns:
-        line = f"    {_ident(c.name)} {c.pg_type}"
-        if not c.nullable or c.name in table.primary_key:
-            line += " NOT NULL"
-        if c.pg_default is not None:
-            line += f" DEFAULT {c.pg_default}"
-        lines.append(line)
+    lines = [f"    {_pg_column(table, c)}" for c in table.columns]
     pk = ", ".join(_ident(n) for n in table.primary_key)
     lines.append(f"    PRIMARY KEY ({pk})")
     body = ",\n".join(lines)
     return f"CREATE TABLE IF NOT EXISTS {_ident(table.name)} (\n{body}\n);"
+
+
+def _pg_column(table: Table, c: Column) -> str:
+    line = f"{_ident(c.name)} {c.pg_type}"
+    if not c.nullable or c.name in table.primary_key:
+        line += " NOT NULL"
+    if c.pg_default is not None:
+        line += f" DEFAULT {c.pg_default}"
+    return line
+
+
+def postgres_added_columns(table: Table, existing: Iterable[str]) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMN`` for each declared column an older table lacks.
+
+    Columns are only ever appended, so a migrated table has the columns of a new one in
+    the same order. A column added later must be nullable or have a default: the table
+    may already hold rows.
+    """
+    have = set(existing)
+    missing = [c for c in table.columns if c.name not in have]
+    for c in missing:
+        if not c.nullable and c.pg_default is None:
+            raise ValueError(f"{table.name}.{c.name}: a column added later must be nullable")
+    return [
+        f"ALTER TABLE {_ident(table.name)} ADD COLUMN IF NOT EXISTS {_pg_column(table, c)}"
+        for c in missing
+    ]
 
 
 def postgres_schema() -> str:

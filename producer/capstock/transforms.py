@@ -240,6 +240,8 @@ def heartbeat_row(
     weight_used_1m: int | None,
     trade_gaps_total: int | None,
     ingested_at: datetime,
+    exchange_error: str | None = None,
+    exchange_error_since: datetime | None = None,
 ) -> dict:
     return {
         "source": source,
@@ -247,6 +249,8 @@ def heartbeat_row(
         "weight_used_1m": weight_used_1m,
         "trade_gaps_total": trade_gaps_total,
         "ingested_at": ingested_at,
+        "exchange_error": exchange_error,
+        "exchange_error_since": exchange_error_since,
     }
 
 

@@ -10,6 +10,7 @@ with ``symbol`` set to a symbol this module just wrote.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -165,6 +166,11 @@ def _assert_shape(panel: Panel, query: Query, columns: list[str], rows: list[tup
         assert any(isinstance(v, NUMBERS) for row in rows for v in row if not isinstance(v, str)), (
             f"{panel.title}: no values"
         )
+    elif named := panel.options.get("reduceOptions", {}).get("fields"):
+        # a stat of a named (text) field: Grafana shows the columns the /regex/ matches
+        shown = [c for c in columns if re.search(named.strip("/"), c)]
+        assert shown, f"{panel.title}: no column matches {named}"
+        assert all(first[c] is not None for c in shown), f"{panel.title}: {named} is empty"
     else:  # table, stat, gauge
         assert numbers, f"{panel.title}: nothing numeric to show"
 

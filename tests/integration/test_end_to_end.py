@@ -159,6 +159,22 @@ def test_heartbeats_reach_cassandra_and_give_freshness(chain, exchange, cassandr
     assert [t.microsecond % 1000 for t in times] == [0, 0], times
 
 
+def test_the_exchange_error_is_set_and_cleared_in_both_stores(
+    chain, exchange, cassandra_session
+) -> None:
+    """The heartbeat says why the exchange cannot be used, and says nothing once it
+    answers again: the NULL must reach Cassandra too, not leave the old text there."""
+    chain.run_producer("http://127.0.0.1:9/api", UNIVERSE_SYMBOLS=SYMBOLS)  # nothing listens
+    beat = chain.postgres_rows(HEARTBEAT)[("producer",)]
+    assert beat["exchange_error"].startswith("unreachable: ConnectionRefusedError"), beat
+    assert beat["exchange_error_since"] is not None
+    assert_table_mirrored(chain, cassandra_session, HEARTBEAT)
+    run_cycle(chain, exchange)
+    beat = chain.postgres_rows(HEARTBEAT)[("producer",)]
+    assert beat["exchange_error"] is None and beat["exchange_error_since"] is None
+    assert_table_mirrored(chain, cassandra_session, HEARTBEAT)
+
+
 def test_retention_delete_leaves_history_in_cassandra(chain, cassandra_session) -> None:
     trades_in_cassandra = chain.cassandra_rows(cassandra_session, RECENT_TRADES)
     events_before = chain.kafka_end_offsets(RECENT_TRADES)

@@ -111,6 +111,31 @@ def test_init_db_is_idempotent(postgres_conninfo):
     assert names == set(TABLES)
 
 
+def test_init_db_adds_the_columns_an_older_table_lacks(postgres_conninfo):
+    """A heartbeat table from before exchange_error existed, with a row: init-db appends
+    the new columns, keeps the row, and the table then matches a freshly created one."""
+    with psycopg.connect(postgres_conninfo) as conn:
+        conn.execute(
+            "CREATE TABLE heartbeat (source text PRIMARY KEY, beat_time timestamptz NOT NULL, "
+            "weight_used_1m int, trade_gaps_total bigint, ingested_at timestamptz NOT NULL)"
+        )
+        conn.execute("INSERT INTO heartbeat VALUES ('producer', now(), 5, 7, now())")
+    writer = PostgresWriter(postgres_conninfo)
+    writer.init_schema()
+    writer.close()
+    with psycopg.connect(postgres_conninfo) as conn:
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'heartbeat' ORDER BY ordinal_position"
+            )
+        ]
+        kept = conn.execute("SELECT trade_gaps_total, exchange_error FROM heartbeat").fetchall()
+    assert columns == list(TABLES["heartbeat"].column_names)
+    assert kept == [(7, None)]
+
+
 def test_two_identical_cycles_write_no_duplicates(postgres_conninfo, frozen_market):
     sim, clock = frozen_market
     p = _producer(postgres_conninfo, sim.url, clock=clock)

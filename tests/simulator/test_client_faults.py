@@ -159,6 +159,23 @@ def test_an_unreachable_exchange_fails_fast_costs_no_weight_and_backs_off(caplog
     assert ex.stats.requests == 2 and second.value.until == clock() + 10  # doubled
     assert caplog.text.count("exchange unreachable at http://127.0.0.1:9/api") == 1
     assert "ConnectionRefusedError: [Errno 111] Connection refused" in caplog.text
+    trouble = ex.trouble()  # what the heartbeat stores: the cause, since the outage began
+    assert trouble is not None and trouble.since == clock() - 5
+    assert trouble.text == "unreachable: ConnectionRefusedError: [Errno 111] Connection refused"
+
+
+def test_the_trouble_ends_when_the_exchange_answers_again(simulator):
+    clock = FakeClock()
+    ex = exchange(simulator.url, clock=clock)
+    good = ex.client.API_URL
+    ex.client.API_URL = "http://127.0.0.1:9/api"
+    with pytest.raises(Unreachable):
+        ex.ping()
+    assert ex.trouble() is not None
+    ex.client.API_URL = good
+    clock.advance(5)
+    ex.ping()
+    assert ex.trouble() is None
 
 
 def test_a_request_the_server_answered_keeps_its_weight(simulator):

@@ -2,7 +2,7 @@
 
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -315,11 +315,18 @@ def test_during_a_418_ban_the_heartbeat_runs_and_exchange_jobs_skip_quietly(simu
     assert [b for b in p.writer.batches if b[0] == "heartbeat"] == [("heartbeat", 1)] * 3
     assert caplog.text.count("exchange ban (HTTP 418) until") == 1
     assert "job=klines" not in caplog.text  # skipped runs log nothing
+    beat = p.writer.tables["heartbeat"][("producer",)]  # the ban is in the stores too
+    until = datetime.fromtimestamp(clock() + 120, UTC).isoformat(timespec="seconds")
+    assert beat["exchange_error"] == f"banned (HTTP 418) until {until}"
+    assert beat["exchange_error_since"] == datetime.fromtimestamp(clock(), UTC)
 
     clock.advance(120)
     assert not p.klines().banned
     p.trades()
     assert caplog.text.count("exchange ban over") == 1
+    p.heartbeat()
+    beat = p.writer.tables["heartbeat"][("producer",)]
+    assert beat["exchange_error"] is None and beat["exchange_error_since"] is None
 
 
 def test_jobs_without_a_universe_count_as_failed(caplog):

@@ -38,3 +38,15 @@ def test_every_declared_column_and_key_appears() -> None:
     for table, cql in zip(TABLES.values(), statements[1:], strict=True):
         for column in table.columns:
             assert f"    {column.name} {column.cql_type}" in cql
+
+
+def test_an_older_cassandra_table_gets_the_columns_it_lacks() -> None:
+    from capstock.cassandra_schema import added_columns_cql
+    from capstock.tables import HEARTBEAT
+
+    old = ["source", "beat_time", "weight_used_1m", "trade_gaps_total", "ingested_at"]
+    assert added_columns_cql(HEARTBEAT, "ks", old) == [
+        "ALTER TABLE ks.heartbeat ADD exchange_error text",
+        "ALTER TABLE ks.heartbeat ADD exchange_error_since timestamp",
+    ]
+    assert added_columns_cql(HEARTBEAT, "ks", HEARTBEAT.column_names) == []

@@ -112,3 +112,20 @@ def test_a_process_restarts_only_for_settings_it_reads(
     assert simulator.changes() == []
     monkeypatch.setenv("SIMULATOR_SEED", "7")
     assert simulator.changes() == ["SIMULATOR_SEED '(unset)' -> '7'"]
+
+
+def test_the_exchange_trouble_in_the_heartbeat_is_a_problem() -> None:
+    beat = {"age_s": 3.0, "weight_used_1m": 0, "trade_gaps_total": 0}
+    healthy = status.Report(heartbeat={**beat, "exchange_error": None})
+    status.judge_data(healthy)
+    assert healthy.ok
+
+    cause = "unreachable: NameResolutionError: Failed to resolve 'api.binance.com'"
+    report = status.Report(
+        heartbeat={**beat, "exchange_error": cause, "exchange_error_since": "2026-11-22T10:00:00"}
+    )
+    status.judge_data(report)
+    assert report.problems == [f"exchange {cause} (since 2026-11-22T10:00:00)"]
+    lines = status.render(report).splitlines()
+    assert f"  exchange {cause} (since 2026-11-22T10:00:00)" in lines
+    assert lines[-1].startswith("NOT OK: exchange unreachable: NameResolutionError")

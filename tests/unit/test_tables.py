@@ -96,7 +96,8 @@ def test_conflict_policies_in_the_upsert_sql():
     heartbeat = conflict_clause(TABLES["heartbeat"]).as_string(None)
     keep = 'COALESCE(EXCLUDED."trade_gaps_total", "heartbeat"."trade_gaps_total")'
     assert f'"trade_gaps_total" = {keep}' in heartbeat, "a NULL total keeps the stored one"
-    assert heartbeat.endswith(f"{keep})"), "and compares what will be stored"
+    compared = heartbeat.split(" WHERE ", 1)[1]
+    assert f", {keep}, " in compared, "and compares what will be stored"
     assert '"weight_used_1m" = EXCLUDED."weight_used_1m"' in heartbeat
     keeping = [c.name for t in TABLES.values() for c in t.columns if c.keep_when_null]
     assert keeping == ["trade_gaps_total"]
@@ -112,5 +113,24 @@ def test_batches_are_deduplicated_by_primary_key_last_wins():
         "trade_gaps_total": 0,
         "ingested_at": 1,
     }
+    base |= {"exchange_error": None, "exchange_error_since": None}
     rows = dedupe(TABLES["heartbeat"], [base, {**base, "beat_time": 2}])
-    assert rows == [("producer", 2, 1, 0, 1)]
+    assert rows == [("producer", 2, 1, 0, 1, None, None)]
+
+
+def test_an_older_table_gets_the_columns_it_lacks_appended() -> None:
+    from capstock.tables import HEARTBEAT, postgres_added_columns
+
+    old = ["source", "beat_time", "weight_used_1m", "trade_gaps_total", "ingested_at"]
+    assert postgres_added_columns(HEARTBEAT, old) == [
+        'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "exchange_error" text',
+        'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "exchange_error_since" timestamptz',
+    ]
+    assert postgres_added_columns(HEARTBEAT, HEARTBEAT.column_names) == []
+
+
+def test_a_not_null_column_without_default_cannot_be_added_later() -> None:
+    from capstock.tables import HEARTBEAT, postgres_added_columns
+
+    with pytest.raises(ValueError, match=r"heartbeat\.beat_time: a column added later"):
+        postgres_added_columns(HEARTBEAT, ["source"])

@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -101,6 +102,15 @@ class SymbolRejected(RequestRejected):
         self.symbol = symbol
 
 
+@dataclass(frozen=True)
+class ExchangeTrouble:
+    """Why the exchange cannot be used right now, and since when (epoch seconds): the
+    heartbeat stores it, so `make status` and the dashboard show it, not only the log."""
+
+    text: str
+    since: float
+
+
 @dataclass
 class ExchangeStats:
     """Counters a status line or dashboard can show."""
@@ -173,15 +183,26 @@ class ExchangeClient:
         self._clock = clock
         self.banned_until = 0.0
         """Epoch seconds until which the exchange bans us (418); 0 when not banned."""
+        self.banned_since = 0.0
         self.unreachable_until = 0.0
         """Epoch seconds before which no request is tried after a failed connection."""
         self.unreachable_cause: str | None = None
         """Why the last connection failed (the root cause, whole); None while reachable."""
+        self.unreachable_since = 0.0
         self._unreachable_delay = UNREACHABLE_FIRST_DELAY_S
 
     @property
     def banned(self) -> bool:
         return self._clock() < self.banned_until
+
+    def trouble(self) -> ExchangeTrouble | None:
+        """The exchange's current error state (a ban, or no connection); None when usable."""
+        if self.banned:
+            until = datetime.fromtimestamp(self.banned_until, UTC).isoformat(timespec="seconds")
+            return ExchangeTrouble(f"banned (HTTP 418) until {until}", self.banned_since)
+        if self.unreachable_cause is not None:
+            return ExchangeTrouble(f"unreachable: {self.unreachable_cause}", self.unreachable_since)
+        return None
 
     def _backoff(self) -> Backoff:
         if self._rng is None:
@@ -226,6 +247,8 @@ class ExchangeClient:
                         e.message,
                     )
                     if status == 418:
+                        if not self.banned:
+                            self.banned_since = self._clock()
                         self.banned_until = max(self.banned_until, self._clock() + wait)
                         raise Banned(path, self.banned_until) from e
                     if rate_limited > MAX_RATE_LIMIT_WAITS:
@@ -279,6 +302,7 @@ class ExchangeClient:
         self.unreachable_until = self._clock() + wait
         self._unreachable_delay = min(wait * 2, UNREACHABLE_MAX_DELAY_S)
         if self.unreachable_cause is None:
+            self.unreachable_since = self._clock()
             log.error(
                 "exchange unreachable at %s: %s; exchange jobs fail without a request until it "
                 "answers (next try in %.0fs, then doubling up to %.0fs)",
