@@ -203,6 +203,20 @@ class SpoolSettings(BaseSettings):
         return v.expanduser().absolute()
 
 
+DEFAULT_KAFKA_PORT = 29092
+"""Kafka's listener for clients on this machine (the native stack and compose's EXTERNAL)."""
+
+
+class KafkaSettings(BaseSettings):
+    """Where the Python sink (and anything else reading Kafka from this machine) connects."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="KAFKA_")
+
+    bootstrap_servers: str = Field(
+        f"127.0.0.1:{DEFAULT_KAFKA_PORT}", min_length=1, description="host:port[,host:port]"
+    )
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LOG_")
 
@@ -334,7 +348,6 @@ OTHER_NAMES = frozenset(
         "POSTGRES_MAX_SLOT_WAL_KEEP_SIZE",
         "KAFKA_PORT",
         "KAFKA_CONTROLLER_PORT",
-        "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_ADVERTISED_HOST",
         "KAFKA_CLUSTER_ID",
         "CONNECT_PORT",
@@ -390,6 +403,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         LogSettings,
         SpoolSettings,
         CassandraSettings,
+        KafkaSettings,
     ]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
+
+from capstock.config import ConfigError, KafkaSettings, LogSettings, load
 
 from cassandra_sink.config import SinkConfigError, load_config_file
 from cassandra_sink.deadletter import DeadLetterError
@@ -41,6 +42,11 @@ batch in hand is not committed: the next start writes it again), 2 unusable conf
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        kafka, log = load(KafkaSettings), load(LogSettings)
+    except ConfigError as err:
+        print(f"cap-stock-sink: {err}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="cap-stock-sink",
         description="Write Kafka topics of flat JSON rows into Cassandra, configured by a\n"
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="connector JSON file")
     parser.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:29092"),
+        default=kafka.bootstrap_servers,
         help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS; default %(default)s)",
     )
     parser.add_argument(
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
+        level=log.level,
         format="%(asctime)s %(levelname)s %(message)s",
     )
     logging.getLogger("cassandra").setLevel(logging.ERROR)
