@@ -20,10 +20,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.components import Component, Connect, all_components
 from stack.connect_api import delete_connector
-from stack.grafana import Grafana
 from stack.process import StackError, port_open, start_detached, write_json_atomic
+from stack.services import Component, Connect, Grafana, all_components
 from stack.settings import REPO_ROOT, StackSettings, dotenv_settings, env, env_int
 
 BIN = Path(sys.executable).parent

@@ -21,7 +21,7 @@ from capstock.simulator import start_simulator
 
 from dashboard.expand import ALL, TimeRange, Variable, expand_cassandra, expand_postgres
 from dashboard.generate import DASHBOARDS, Dashboard, Panel, Query
-from stack.components import Cassandra
+from stack.services import Cassandra
 from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness
 

@@ -17,7 +17,8 @@ from cassandra import Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable
 
-from stack.components import BUILTIN_SUPERUSER, Cassandra, Postgres, all_components
+from stack.services import Cassandra, Postgres, all_components
+from stack.services.cassandra import BUILTIN_SUPERUSER
 from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stack.components import STACK_DIR, Cassandra, render
 from stack.process import pid_alive
+from stack.services import Cassandra
+from stack.services.base import STACK_DIR, render
 from stack.settings import REPO_ROOT, StackSettings, read_env_file, versions
 
 

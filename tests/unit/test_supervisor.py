@@ -26,8 +26,8 @@ from typing import ClassVar
 import pytest
 
 from stack import pipeline, supervisor
-from stack.components import Postgres
 from stack.process import StackError, pid_alive, read_pid, start_detached, write_json_atomic
+from stack.services import Postgres
 from stack.supervisor import Backoff, Supervisor
 from tests.unit.http_fakes import JsonHandler
 

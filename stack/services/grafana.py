@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.components import Component, connection_env, http_json, own
+from stack.services.base import Component, connection_env, http_json, own
 from stack.settings import REPO_ROOT, env, env_int, secret
 
 CASSANDRA_PLUGIN = "hadesarchitect-cassandra-datasource"
