@@ -206,7 +206,7 @@ def cassandra_has(
     found: dict[str, bool | None] = {}
     try:
         cluster, session = Cassandra(settings).session(
-            settings.cassandra_reader_user, settings.cassandra_reader_password
+            settings.cassandra_reader_user, settings.cassandra_reader_password.get_secret_value()
         )
     except Exception:
         return found

@@ -56,10 +56,10 @@ def connection_env(settings: StackSettings) -> dict[str, str]:
     """Where the stores are (no credentials): every process gets these."""
     s = settings
     return {
-        "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "POSTGRES_HOST": s.postgres_host,
         "POSTGRES_PORT": str(s.postgres_port),
         "POSTGRES_DB": s.postgres_db,
-        "CASSANDRA_HOST": os.environ.get("CASSANDRA_HOST", "127.0.0.1"),
+        "CASSANDRA_HOST": s.cassandra_host,
         "CASSANDRA_PORT": str(s.cassandra_port),
         "CASSANDRA_DATACENTER": s.cassandra_datacenter,
     }

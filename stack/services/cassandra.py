@@ -68,10 +68,16 @@ class Cassandra(Component):
         password_file = conf / "jmxremote.password"
         access_file = conf / "jmxremote.access"
         for path, text in (
-            (password_file, f"{s.cassandra_jmx_user} {s.cassandra_jmx_password}\n"),
+            (
+                password_file,
+                f"{s.cassandra_jmx_user} {s.cassandra_jmx_password.get_secret_value()}\n",
+            ),
             (access_file, f"{s.cassandra_jmx_user} readwrite\n"),
             # nodetool (run by us, not the server) reads its login from here.
-            (self.nodetool_login, f"{s.cassandra_jmx_user} {s.cassandra_jmx_password}\n"),
+            (
+                self.nodetool_login,
+                f"{s.cassandra_jmx_user} {s.cassandra_jmx_password.get_secret_value()}\n",
+            ),
         ):
             path.write_text(text)
             path.chmod(0o600)  # the JVM refuses a password file others can read
@@ -110,7 +116,7 @@ class Cassandra(Component):
 
     def admin_session(self):  # type: ignore[no-untyped-def]
         s = self.settings
-        return self.session(s.cassandra_admin_user, s.cassandra_admin_password)
+        return self.session(s.cassandra_admin_user, s.cassandra_admin_password.get_secret_value())
 
     def _query_as(self, user: str, password: str, cql: str, *params: object) -> list:
         cluster, session = self.session(user, password)
@@ -123,7 +129,9 @@ class Cassandra(Component):
         """CQL answers: a refused login is an answer too (first start: no admin role yet)."""
         s = self.settings
         try:
-            self._query_as(s.cassandra_admin_user, s.cassandra_admin_password, VERSION_CQL)
+            self._query_as(
+                s.cassandra_admin_user, s.cassandra_admin_password.get_secret_value(), VERSION_CQL
+            )
         except Exception as err:
             return "AuthenticationFailed" in repr(err) or "Bad credentials" in str(err)
         return True
@@ -142,8 +150,8 @@ class Cassandra(Component):
         try:
             session.execute(f"DROP ROLE IF EXISTS {BUILTIN_SUPERUSER[0]}", timeout=10)
             for role, password in (
-                (s.cassandra_user, s.cassandra_password),
-                (s.cassandra_reader_user, s.cassandra_reader_password),
+                (s.cassandra_user, s.cassandra_password.get_secret_value()),
+                (s.cassandra_reader_user, s.cassandra_reader_password.get_secret_value()),
             ):
                 create, alter = role_statements(role)
                 session.execute(create, [password], timeout=10)
@@ -151,7 +159,11 @@ class Cassandra(Component):
         finally:
             cluster.shutdown()
         wait_until(
-            lambda: bool(self._query_as(s.cassandra_user, s.cassandra_password, VERSION_CQL)),
+            lambda: bool(
+                self._query_as(
+                    s.cassandra_user, s.cassandra_password.get_secret_value(), VERSION_CQL
+                )
+            ),
             what=f"cassandra login as {s.cassandra_user}",
             timeout=30,
             log_file=self.log_file,
@@ -161,7 +173,9 @@ class Cassandra(Component):
         """Log in as the admin; on first start create it through the built-in superuser."""
         s = self.settings
         try:
-            self._query_as(s.cassandra_admin_user, s.cassandra_admin_password, VERSION_CQL)
+            self._query_as(
+                s.cassandra_admin_user, s.cassandra_admin_password.get_secret_value(), VERSION_CQL
+            )
             return
         except Exception:
             pass
@@ -169,7 +183,9 @@ class Cassandra(Component):
 
         create, _ = role_statements(s.cassandra_admin_user, superuser=True)
         try:
-            self._query_as(*BUILTIN_SUPERUSER, create, s.cassandra_admin_password)
+            self._query_as(
+                *BUILTIN_SUPERUSER, create, s.cassandra_admin_password.get_secret_value()
+            )
         except Exception as err:
             raise StackError(
                 f"cassandra: cannot log in as {s.cassandra_admin_user} (CASSANDRA_ADMIN_PASSWORD "
@@ -179,7 +195,11 @@ class Cassandra(Component):
         print(f"  cassandra: created superuser {s.cassandra_admin_user}; dropping the built-in one")
         wait_until(
             lambda: bool(
-                self._query_as(s.cassandra_admin_user, s.cassandra_admin_password, VERSION_CQL)
+                self._query_as(
+                    s.cassandra_admin_user,
+                    s.cassandra_admin_password.get_secret_value(),
+                    VERSION_CQL,
+                )
             ),
             what=f"cassandra login as {s.cassandra_admin_user}",
             timeout=30,

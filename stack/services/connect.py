@@ -35,9 +35,9 @@ class Connect(Component):
         return {
             **connection_env(s),
             "POSTGRES_CDC_USER": s.postgres_cdc_user,
-            "POSTGRES_CDC_PASSWORD": s.postgres_cdc_password,
+            "POSTGRES_CDC_PASSWORD": s.postgres_cdc_password.get_secret_value(),
             "CASSANDRA_USER": s.cassandra_user,
-            "CASSANDRA_PASSWORD": s.cassandra_password,
+            "CASSANDRA_PASSWORD": s.cassandra_password.get_secret_value(),
         }
 
     def launch(self) -> int:

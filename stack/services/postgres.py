@@ -132,9 +132,12 @@ class Postgres(Component):
         """Login role -> (password, attributes). None is a superuser; only Debezium's replicates."""
         s = self.settings
         return {
-            s.postgres_user: (s.postgres_password, "NOREPLICATION"),
-            s.postgres_cdc_user: (s.postgres_cdc_password, "REPLICATION"),
-            s.postgres_reader_user: (s.postgres_reader_password, "NOREPLICATION"),
+            s.postgres_user: (s.postgres_password.get_secret_value(), "NOREPLICATION"),
+            s.postgres_cdc_user: (s.postgres_cdc_password.get_secret_value(), "REPLICATION"),
+            s.postgres_reader_user: (
+                s.postgres_reader_password.get_secret_value(),
+                "NOREPLICATION",
+            ),
         }
 
     def after_healthy(self) -> None:

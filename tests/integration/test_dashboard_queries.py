@@ -38,7 +38,8 @@ def cassandra(cdc_chain: CdcHarness, native_stack: StackSettings):  # type: igno
     """A session as Grafana's read-only role, bound to the keyspace as the plugin binds it
     (jsonData.keyspace), so the dashboards' unqualified table names resolve the same way."""
     cluster, session = Cassandra(native_stack).session(
-        native_stack.cassandra_reader_user, native_stack.cassandra_reader_password
+        native_stack.cassandra_reader_user,
+        native_stack.cassandra_reader_password.get_secret_value(),
     )
     session.set_keyspace(cdc_chain.name)
     yield session
