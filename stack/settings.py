@@ -63,6 +63,8 @@ _SETTINGS = SettingsConfigDict(
     validate_default=True,
 )
 FIX_HINT = f"fix it in {ENV_FILE} or the environment (.env.example lists every setting)"
+# docker/init: the init jobs get their settings from .env through compose.
+COMPOSE_FIX_HINT = "fix it in .env, then run `docker compose up -d` again"
 
 Model = TypeVar("Model", bound=BaseModel)
 

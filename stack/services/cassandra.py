@@ -7,12 +7,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack import roles
 from stack.process import StackError, stop_pid, wait_until
 from stack.services.base import STACK_DIR, Component, own, read_classpath, render
 
-# Cassandra creates it on an empty node; the stack replaces it with CASSANDRA_ADMIN_USER.
-BUILTIN_SUPERUSER = ("cassandra", "cassandra")
 VERSION_CQL = "SELECT release_version FROM system.local"
+# How long the administrator's login may take on the first start (the node creates the
+# built-in superuser at once: jvm17.options sets superuser_setup_delay_ms=0).
+ADMIN_WAIT_S = 30.0
 
 
 @dataclass
@@ -137,71 +139,33 @@ class Cassandra(Component):
         return True
 
     def after_healthy(self) -> None:
-        """Replace the built-in superuser, then (re)create the login roles with their passwords.
+        """Replace the built-in superuser, then (re)create the login roles with their passwords
+        (:mod:`stack.roles`, as compose's cassandra-init).
 
         Privileges on the keyspace are granted by `cap-stock cassandra-setup`, which
         creates the keyspace.
         """
-        from capstock.cassandra_schema import role_statements
-
         s = self.settings
-        self._ensure_admin()
-        cluster, session = self.admin_session()
         try:
-            session.execute(f"DROP ROLE IF EXISTS {BUILTIN_SUPERUSER[0]}", timeout=10)
-            for role, password in (
-                (s.cassandra_user, s.cassandra_password.get_secret_value()),
-                (s.cassandra_reader_user, s.cassandra_reader_password.get_secret_value()),
-            ):
-                create, alter = role_statements(role)
-                session.execute(create, [password], timeout=10)
-                session.execute(alter, [password], timeout=10)
+            roles.check_cassandra_roles(s)
+            cluster, session = roles.cassandra_admin_session(
+                self.session,
+                s,
+                hint="Put the admin's password in .env, or start over with `make clean` "
+                "(deletes the data)",
+                say=lambda note: print(f"  cassandra: {note}"),
+                wait_seconds=ADMIN_WAIT_S,
+            )
+        except roles.RolesError as err:
+            raise StackError(f"cassandra: {err}") from None
+        try:
+            roles.apply_cassandra_roles(session, s)
         finally:
             cluster.shutdown()
+        password = s.cassandra_password.get_secret_value()
         wait_until(
-            lambda: bool(
-                self._query_as(
-                    s.cassandra_user, s.cassandra_password.get_secret_value(), VERSION_CQL
-                )
-            ),
+            lambda: bool(self._query_as(s.cassandra_user, password, VERSION_CQL)),
             what=f"cassandra login as {s.cassandra_user}",
-            timeout=30,
-            log_file=self.log_file,
-        )
-
-    def _ensure_admin(self) -> None:
-        """Log in as the admin; on first start create it through the built-in superuser."""
-        s = self.settings
-        try:
-            self._query_as(
-                s.cassandra_admin_user, s.cassandra_admin_password.get_secret_value(), VERSION_CQL
-            )
-            return
-        except Exception:
-            pass
-        from capstock.cassandra_schema import role_statements
-
-        create, _ = role_statements(s.cassandra_admin_user, superuser=True)
-        try:
-            self._query_as(
-                *BUILTIN_SUPERUSER, create, s.cassandra_admin_password.get_secret_value()
-            )
-        except Exception as err:
-            raise StackError(
-                f"cassandra: cannot log in as {s.cassandra_admin_user} (CASSANDRA_ADMIN_PASSWORD "
-                f"in .env) and the built-in superuser is gone ({err}). Put the admin's password "
-                "in .env, or start over with `make clean` (deletes the data)"
-            ) from None
-        print(f"  cassandra: created superuser {s.cassandra_admin_user}; dropping the built-in one")
-        wait_until(
-            lambda: bool(
-                self._query_as(
-                    s.cassandra_admin_user,
-                    s.cassandra_admin_password.get_secret_value(),
-                    VERSION_CQL,
-                )
-            ),
-            what=f"cassandra login as {s.cassandra_admin_user}",
             timeout=30,
             log_file=self.log_file,
         )

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack import roles
 from stack.process import StackError, pid_alive, read_pid
 from stack.services.base import STACK_DIR, Component, as_service_user, own, render
 
@@ -122,53 +123,23 @@ class Postgres(Component):
         return psycopg.connect(
             host=str(self.socket_dir),
             port=self.port,
-            user="postgres",
+            user=roles.POSTGRES_SUPERUSER,
             dbname=dbname,
             autocommit=True,
             connect_timeout=5,
         )
 
-    def roles(self) -> dict[str, tuple[str, str]]:
-        """Login role -> (password, attributes). None is a superuser; only Debezium's replicates."""
-        s = self.settings
-        return {
-            s.postgres_user: (s.postgres_password.get_secret_value(), "NOREPLICATION"),
-            s.postgres_cdc_user: (s.postgres_cdc_password.get_secret_value(), "REPLICATION"),
-            s.postgres_reader_user: (
-                s.postgres_reader_password.get_secret_value(),
-                "NOREPLICATION",
-            ),
-        }
-
     def after_healthy(self) -> None:
-        """(Re)create the three login roles with the current passwords, and the database.
+        """(Re)create the three login roles with the current passwords, and the database
+        (:func:`stack.roles.apply_postgres_roles`, as compose's postgres-init).
 
         Table privileges are granted by `cap-stock init-db`, which runs as the owner.
         """
-        from psycopg import sql
-
-        s = self.settings
         with self.superuser_connection() as conn:
-            for role, (password, replication) in self.roles().items():
-                found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-                verb = "ALTER" if found.fetchone() else "CREATE"
-                conn.execute(
-                    sql.SQL(
-                        "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {} PASSWORD {}"
-                    ).format(
-                        sql.SQL(verb),
-                        sql.Identifier(role),
-                        sql.SQL(replication),
-                        sql.Literal(password),
-                    )
-                )
-            db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [s.postgres_db])
-            if not db.fetchone():
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)
-                    )
-                )
+            try:
+                roles.apply_postgres_roles(conn, self.settings)
+            except roles.RolesError as err:
+                raise StackError(f"postgres: {err} (.env)") from None
 
     def healthy(self) -> bool:
         with self.superuser_connection() as conn:

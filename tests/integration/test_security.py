@@ -17,8 +17,8 @@ from cassandra import Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable
 
+from stack.roles import CASSANDRA_BUILTIN_SUPERUSER
 from stack.services import Cassandra, Postgres, all_components
-from stack.services.cassandra import BUILTIN_SUPERUSER
 from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness
 
@@ -62,7 +62,7 @@ def login_fails(port: int, user: str, password: str) -> str:
 
 
 def test_the_builtin_cassandra_superuser_cannot_log_in(cassandra: Cassandra) -> None:
-    why = login_fails(cassandra.port, *BUILTIN_SUPERUSER)
+    why = login_fails(cassandra.port, *CASSANDRA_BUILTIN_SUPERUSER)
     assert "Provided username cassandra and/or password are incorrect" in why
     cluster, session = cassandra.admin_session()  # the replacement superuser can
     try:
