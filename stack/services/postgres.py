@@ -52,7 +52,7 @@ class Postgres(Component):
                     "-D",
                     str(self.data),
                     "-U",
-                    "postgres",
+                    roles.POSTGRES_SUPERUSER,
                     "-E",
                     "UTF8",
                     "--no-locale",
