@@ -4,7 +4,7 @@ pydantic-settings, as in ``capstock.config``: each field is one environment vari
 (``postgres_port`` is POSTGRES_PORT; the ``STACK_*`` ones say so), read from the
 process environment, else from the repository's ``.env`` (whatever the working
 directory), else the default here. An empty value counts as unset. The same names
-configure the producer, the connectors and both modes (.env.example lists them all).
+configure the producer, the connectors and both modes (README, Configuration).
 
 Passwords are :class:`~pydantic.SecretStr`, so no repr, traceback or log shows them,
 and have no default: one nobody set is generated into ``.env`` on first use
@@ -16,8 +16,8 @@ A value that does not validate stops the program with the variable, what is wron
 where to fix it, never a traceback (:class:`SettingsError`, a ``SystemExit``)::
 
     stack: KAFKA_PORT='29o92' is not allowed: Input should be a valid integer, unable
-    to parse string as an integer; fix it in /repo/.env or the environment (.env.example
-    lists every setting)
+    to parse string as an integer; fix it in /repo/.env or the environment (README,
+    Configuration)
 
 The classes:
 
@@ -62,7 +62,7 @@ _SETTINGS = SettingsConfigDict(
     frozen=True,
     validate_default=True,
 )
-FIX_HINT = f"fix it in {ENV_FILE} or the environment (.env.example lists every setting)"
+FIX_HINT = f"fix it in {ENV_FILE} or the environment (README, Configuration)"
 # docker/init: the init jobs get their settings from .env through compose.
 COMPOSE_FIX_HINT = "fix it in .env, then run `docker compose up -d` again"
 
