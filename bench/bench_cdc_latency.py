@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psycopg
 
-from stack.components import Cassandra
+from stack.services import Cassandra
 from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness
 

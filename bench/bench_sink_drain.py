@@ -40,10 +40,10 @@ from capstock.tables import LATEST_PRICES, ORDER_BOOK, RECENT_TRADES, Table
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stack.components import Cassandra, Connect
 from stack.connect_api import delete_connector, put_connector, wait_running
 from stack.pipeline import BIN, pipeline_env
 from stack.process import start_detached, stop_pid
+from stack.services import Cassandra, Connect
 from stack.settings import StackSettings
 from stack.sink_progress import group_offsets
 

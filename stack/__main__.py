@@ -16,8 +16,8 @@ import sys
 import time
 
 from stack import pipeline, preflight, replication, status, supervisor, watch
-from stack.components import Connect, Postgres, all_components, prepare_home, wipe
 from stack.process import StackError
+from stack.services import Connect, Postgres, all_components, prepare_home, wipe
 from stack.settings import StackSettings
 
 

@@ -41,7 +41,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 log = logging.getLogger("connector-watchdog")
@@ -211,18 +211,51 @@ class Watchdog:
             time.sleep(interval)
 
 
+@dataclass(frozen=True)
+class WatchdogSettings:
+    """The command line's defaults, from the environment (an empty value is unset).
+
+    Not stack.settings: compose runs this module in a bare Python image, without pydantic.
+    The native supervisor passes the stack's own Connect URL to :class:`Watchdog` instead.
+    """
+
+    connect_url: str = DEFAULT_URL
+    interval: float = DEFAULT_INTERVAL
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> WatchdogSettings:
+        """Raises ValueError naming the variable and what it takes."""
+        url = environ.get("CONNECT_URL") or DEFAULT_URL
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"CONNECT_URL={url!r} is not an http(s) URL like {DEFAULT_URL}")
+        raw = environ.get("CONNECT_WATCHDOG_INTERVAL") or str(DEFAULT_INTERVAL)
+        try:
+            interval = float(raw)
+        except ValueError:
+            interval = 0.0
+        if not interval > 0:
+            raise ValueError(
+                f"CONNECT_WATCHDOG_INTERVAL={raw!r} is not a positive number of seconds"
+            )
+        return cls(url, interval)
+
+
 def main(argv: list[str] | None = None) -> int:
     """$ CONNECT_URL=http://connect:8083 python -m stack.connector_watchdog --interval 10"""
     parser = argparse.ArgumentParser(prog="connector-watchdog", description=__doc__.split("\n")[0])
+    try:
+        defaults = WatchdogSettings.from_environ(os.environ)
+    except ValueError as err:
+        parser.error(str(err))
     parser.add_argument(
         "--connect-url",
-        default=os.environ.get("CONNECT_URL", DEFAULT_URL),
+        default=defaults.connect_url,
         help="Kafka Connect REST API (env CONNECT_URL; default %(default)s)",
     )
     parser.add_argument(
         "--interval",
         type=float,
-        default=float(os.environ.get("CONNECT_WATCHDOG_INTERVAL", DEFAULT_INTERVAL)),
+        default=defaults.interval,
         help="seconds between status checks (env CONNECT_WATCHDOG_INTERVAL; default %(default)s)",
     )
     args = parser.parse_args(argv)

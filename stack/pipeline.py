@@ -20,11 +20,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.components import Component, Connect, all_components
 from stack.connect_api import delete_connector
-from stack.grafana import Grafana
 from stack.process import StackError, port_open, start_detached, write_json_atomic
-from stack.settings import REPO_ROOT, StackSettings, dotenv_settings, env, env_int
+from stack.services import Component, Connect, Grafana, all_components
+from stack.settings import REPO_ROOT, PipelineSettings, StackSettings, dotenv_settings
 
 BIN = Path(sys.executable).parent
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
@@ -44,7 +43,7 @@ def pipeline_env(settings: StackSettings) -> dict[str, str]:
         **dotenv_settings(),
         **Connect(settings).worker_env(),
         "POSTGRES_USER": s.postgres_user,
-        "POSTGRES_PASSWORD": s.postgres_password,
+        "POSTGRES_PASSWORD": s.postgres_password.get_secret_value(),
         "POSTGRES_READER_USER": s.postgres_reader_user,
         "CASSANDRA_READER_USER": s.cassandra_reader_user,
         "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap,
@@ -57,7 +56,7 @@ def admin_env(settings: StackSettings) -> dict[str, str]:
     """For `cap-stock cassandra-setup` only: it creates the keyspace and grants."""
     return {
         "CASSANDRA_ADMIN_USER": settings.cassandra_admin_user,
-        "CASSANDRA_ADMIN_PASSWORD": settings.cassandra_admin_password,
+        "CASSANDRA_ADMIN_PASSWORD": settings.cassandra_admin_password.get_secret_value(),
     }
 
 
@@ -137,7 +136,7 @@ class Simulator(PipelineProcess):
 
     @property
     def port(self) -> int:
-        return env_int("SIMULATOR_PORT", 8900)
+        return self.settings.simulator_port
 
     @property
     def api_url(self) -> str:
@@ -176,7 +175,7 @@ def shown(name: str, value: str) -> str:
 
 
 def sink_choice() -> str:
-    choice = env("CASSANDRA_SINK", "datastax")
+    choice = PipelineSettings().cassandra_sink
     if choice not in SINKS:
         allowed = "; ".join(f"{name} = {what}" for name, what in SINKS.items())
         raise StackError(f"CASSANDRA_SINK={choice!r} is not a sink. Allowed: {allowed}")

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from stack.process import StackError
-from stack.settings import StackSettings, _dotenv
+from stack.settings import StackSettings, dotenv
 
 EXIT_SETTINGS = 2
 EXIT_UNREACHABLE = 1
@@ -62,7 +62,7 @@ def check_settings(settings: StackSettings, source: str) -> None:
 
     from stack import pipeline
 
-    problems = unknown_names([*os.environ, *_dotenv()])
+    problems = unknown_names([*os.environ, *dotenv()])
     try:
         pipeline.sink_choice()
     except StackError as err:

@@ -20,9 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stack import pipeline, replication, sink_progress, supervisor
-from stack.components import Cassandra, Component, Connect, Postgres, all_components
-from stack.grafana import Grafana
 from stack.process import rss_kib, write_json_atomic
+from stack.services import Cassandra, Component, Connect, Grafana, Postgres, all_components
 from stack.settings import StackSettings
 
 RUN_RECORD = "pipeline.json"
@@ -207,7 +206,7 @@ def cassandra_has(
     found: dict[str, bool | None] = {}
     try:
         cluster, session = Cassandra(settings).session(
-            settings.cassandra_reader_user, settings.cassandra_reader_password
+            settings.cassandra_reader_user, settings.cassandra_reader_password.get_secret_value()
         )
     except Exception:
         return found

@@ -73,7 +73,7 @@ class Stopped(BaseException):
 
 
 class Watched(Protocol):
-    """What the supervisor needs of a component (stack.components.Component has it)."""
+    """What the supervisor needs of a component (stack.services.Component has it)."""
 
     name: str
 
@@ -372,8 +372,7 @@ class Supervisor:
 def main(settings: Any, source: str) -> int:
     """The detached process's body: watch what `pipeline` started with ``source``."""
     from stack import pipeline, replication
-    from stack.components import Postgres, all_components
-    from stack.grafana import Grafana
+    from stack.services import Grafana, Postgres, all_components
 
     logging.basicConfig(  # connector_watchdog logs through logging
         level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout

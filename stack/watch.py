@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stack import status
-from stack.components import Postgres
+from stack.services import Postgres
 from stack.settings import StackSettings
 
 CLEAR = "\033[H\033[2J"  # cursor home, clear screen

@@ -2,8 +2,10 @@
 
 Run by the ``cassandra-init`` service of docker-compose.yml before ``cap-stock
 cassandra-setup`` (which, as the administrator, creates the keyspace and tables and
-grants the two roles below exactly their permissions on it). The native stack does the
-same in ``stack.components.Cassandra.after_healthy``.
+grants the two roles below exactly their permissions on it). The steps are
+:mod:`stack.roles`, the code the native stack runs in ``Cassandra.after_healthy``
+(docker-compose.yml mounts ``stack/`` for it); the role names and their defaults are
+:class:`stack.settings.CassandraLogins`.
 
 1. Log in as CASSANDRA_ADMIN_USER. On the first start that role does not exist yet:
    log in as the built-in ``cassandra``/``cassandra`` (the image creates it some seconds
@@ -17,6 +19,9 @@ same in ``stack.components.Cassandra.after_healthy``.
 The administrator's own password is not re-set here (it is what this step logs in
 with); docs/docker.md, 'Rotating passwords', says how to change it.
 
+Settings (environment only): CASSANDRA_HOST (comma-separated), CASSANDRA_PORT,
+CASSANDRA_DATACENTER, the three ``*_USER`` and their ``*_PASSWORD``.
+
     $ python cassandra_roles.py
     cassandra-roles: created superuser cap_stock_admin through the built-in one
     cassandra-roles: dropped the built-in superuser cassandra
@@ -27,148 +32,75 @@ from __future__ import annotations
 
 import os
 import sys
-import time
+from collections.abc import Mapping
 
-from capstock.cassandra_schema import role_statements
+from stack.roles import (
+    RolesError,
+    apply_cassandra_roles,
+    cassandra_admin_session,
+    check_cassandra_roles,
+)
+from stack.settings import COMPOSE_FIX_HINT, CassandraLogins, SettingsError, load_from
 
-BUILTIN = ("cassandra", "cassandra")
 # First start: CQL opens, then the built-in superuser appears about 10 s later.
 WAIT_SECONDS = 90
-RETRY_SECONDS = 3
+ADMIN_HINT = "Put the administrator's password in .env, or see docs/docker.md, 'Upgrading a volume'"
 
 
-class RolesError(Exception):
-    pass
-
-
-class Refused(Exception):
-    """Cassandra answered and rejected the login."""
-
-
-def settings(env: dict[str, str]) -> dict[str, str]:
+def settings(env: Mapping[str, str]) -> CassandraLogins:
     """The roles and passwords this step needs; refuses incomplete or clashing ones."""
-    values = {
-        "admin": env.get("CASSANDRA_ADMIN_USER") or "cap_stock_admin",
-        "user": env.get("CASSANDRA_USER") or "cap_stock",
-        "reader": env.get("CASSANDRA_READER_USER") or "cap_stock_reader",
-    }
-    if values["admin"] == BUILTIN[0]:
-        raise RolesError(
-            f"CASSANDRA_ADMIN_USER={BUILTIN[0]} is the built-in superuser, which this step "
-            "drops: set CASSANDRA_ADMIN_USER=cap_stock_admin in .env (see .env.example)"
-        )
-    if len(set(values.values())) != 3 or BUILTIN[0] in values.values():
-        raise RolesError(f"the admin, sink and reader roles must be distinct: {values}")
-    for name in ("CASSANDRA_ADMIN_PASSWORD", "CASSANDRA_PASSWORD", "CASSANDRA_READER_PASSWORD"):
-        if not env.get(name):
-            raise RolesError(f"{name} is empty")
-        values[name] = env[name]
-    return values
+    try:
+        logins = load_from(CassandraLogins, env, COMPOSE_FIX_HINT)
+    except SettingsError as err:
+        raise RolesError(str(err)) from None
+    check_cassandra_roles(logins)
+    return logins
 
 
-def login(env: dict[str, str], user: str, password: str):  # type: ignore[no-untyped-def]
-    """(cluster, session) as user; Refused if Cassandra rejects the credentials."""
-    from cassandra import AuthenticationFailed
+def login(logins: CassandraLogins, user: str, password: str):  # type: ignore[no-untyped-def]
+    """(cluster, session) as user, through the compose network's contact points."""
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster, NoHostAvailable
+    from cassandra.cluster import Cluster
     from cassandra.policies import DCAwareRoundRobinPolicy
 
     cluster = Cluster(
-        [h.strip() for h in env.get("CASSANDRA_HOST", "cassandra").split(",")],
-        port=int(env.get("CASSANDRA_PORT", "9042")),
+        [h.strip() for h in logins.cassandra_host.split(",")],
+        port=logins.cassandra_port,
         auth_provider=PlainTextAuthProvider(user, password),
-        load_balancing_policy=DCAwareRoundRobinPolicy(
-            local_dc=env.get("CASSANDRA_DATACENTER", "datacenter1")
-        ),
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=logins.cassandra_datacenter),
         protocol_version=5,
         connect_timeout=10,
     )
     try:
         return cluster, cluster.connect()
-    except NoHostAvailable as err:
-        cluster.shutdown()
-        errors = list(err.errors.values())
-        if errors and all(isinstance(e, AuthenticationFailed) for e in errors):
-            raise Refused(str(errors[0])) from None
-        raise
     except Exception:
         cluster.shutdown()
         raise
 
 
-def admin_session(env: dict[str, str], values: dict[str, str]):  # type: ignore[no-untyped-def]
-    """Log in as the administrator, creating it through the built-in superuser if needed."""
-    admin, password = values["admin"], values["CASSANDRA_ADMIN_PASSWORD"]
-    deadline = time.monotonic() + WAIT_SECONDS
-    last = ""
-    while True:
-        try:
-            return login(env, admin, password)
-        except Refused as err:
-            last = f"{admin} refused ({err})"
-            try:
-                cluster, session = login(env, *BUILTIN)
-            except Refused:
-                pass  # not there yet (first start), or dropped already: wait, then give up
-            except Exception as err:
-                last = f"{last}; built-in login: {err}"
-            else:
-                try:
-                    create, _ = role_statements(admin, superuser=True)
-                    session.execute(create, [password], timeout=30)
-                finally:
-                    cluster.shutdown()
-                print(f"cassandra-roles: created superuser {admin} through the built-in one")
-                continue
-        except Exception as err:
-            last = f"Cassandra not reachable ({err})"
-        if time.monotonic() > deadline:
-            raise RolesError(
-                f"cannot log in as {admin} with CASSANDRA_ADMIN_PASSWORD from .env, and the "
-                f"built-in superuser is gone or refused ({last}). Put the administrator's "
-                "password in .env, or see docs/docker.md, 'Upgrading a volume'"
-            )
-        time.sleep(RETRY_SECONDS)
-
-
-def apply(session, values: dict[str, str]) -> list[str]:  # type: ignore[no-untyped-def]
-    """Drop the built-in superuser; create or update the sink's and the reader's roles."""
-    notes = []
-    builtin = list(
-        session.execute("SELECT role FROM system_auth.roles WHERE role = %s", [BUILTIN[0]])
-    )
-    if builtin:
-        session.execute(f"DROP ROLE IF EXISTS {BUILTIN[0]}", timeout=30)
-        notes.append(f"dropped the built-in superuser {BUILTIN[0]}")
-    done = []
-    for role, password in (
-        (values["user"], values["CASSANDRA_PASSWORD"]),
-        (values["reader"], values["CASSANDRA_READER_PASSWORD"]),
-    ):
-        create, alter = role_statements(role)
-        existed = bool(
-            list(session.execute("SELECT role FROM system_auth.roles WHERE role = %s", [role]))
-        )
-        session.execute(create, [password], timeout=30)
-        session.execute(alter, [password], timeout=30)
-        done.append(f"{role} ({'updated' if existed else 'created'})")
-    return [*notes, ", ".join(done)]
-
-
 def main() -> int:
-    env = dict(os.environ)
+    def say(note: str) -> None:
+        print(f"cassandra-roles: {note}", flush=True)
+
     try:
-        values = settings(env)
-        cluster, session = admin_session(env, values)
+        logins = settings(os.environ)
+        cluster, session = cassandra_admin_session(
+            lambda user, password: login(logins, user, password),
+            logins,
+            hint=ADMIN_HINT,
+            say=say,
+            wait_seconds=WAIT_SECONDS,
+        )
         try:
-            notes = apply(session, values)
+            notes = apply_cassandra_roles(session, logins)
         finally:
             cluster.shutdown()
     except (RolesError, ValueError) as err:
-        print(f"cassandra-roles: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"cassandra-roles: {line}", file=sys.stderr)
         return 1
     for note in notes:
-        print(f"cassandra-roles: {note}")
+        say(note)
     return 0
 
 

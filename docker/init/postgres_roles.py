@@ -2,21 +2,16 @@
 
 Run by the ``postgres-init`` service of docker-compose.yml before ``cap-stock init-db``
 (which, as the tables' owner, creates the tables and the publication and grants the
-other two roles what they need). The native stack does the same in
-``stack.components.Postgres.after_healthy``. Idempotent: every run re-sets each role's
+other two roles what they need). The roles, their attributes and the statements are
+:mod:`stack.roles`, the code the native stack runs in ``Postgres.after_healthy``
+(docker-compose.yml mounts ``stack/`` for it); their names and defaults are
+:class:`stack.settings.PostgresLogins`. Idempotent: every run re-sets each role's
 password and attributes, so a password changed in .env is applied by the next
 ``docker compose up -d``.
 
-| role (.env)             | attributes                     | used by                  |
-|-------------------------|--------------------------------|--------------------------|
-| POSTGRES_USER           | LOGIN, owns the database       | the producer, init-db    |
-| POSTGRES_CDC_USER       | LOGIN REPLICATION              | Debezium                 |
-| POSTGRES_READER_USER    | LOGIN                          | Grafana                  |
-
-None is a superuser, none may create databases or roles.
-
-Settings (environment): POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DB, the three
-``*_USER`` / ``*_PASSWORD`` pairs above, and POSTGRES_ADMIN_PASSWORD (the superuser's).
+Settings (environment only): POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER,
+POSTGRES_CDC_USER, POSTGRES_READER_USER, their ``*_PASSWORD``, and
+POSTGRES_ADMIN_PASSWORD (the superuser's), from the service's secrets file.
 
     $ python postgres_roles.py
     postgres-roles: cap_stock (created), cap_stock_cdc (created), cap_stock_reader (created);
@@ -28,84 +23,70 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 
-SUPERUSER = "postgres"
+from stack.roles import POSTGRES_SUPERUSER, RolesError, apply_postgres_roles, postgres_roles
+from stack.settings import (
+    COMPOSE_FIX_HINT,
+    PostgresInitLogins,
+    PostgresLogins,
+    SettingsError,
+    load_from,
+)
+
 ATTEMPTS = 10
 UPGRADE_HINT = "see docs/docker.md, 'Upgrading a volume'"
 
 
-class RolesError(Exception):
-    pass
+def settings(env: Mapping[str, str]) -> PostgresInitLogins:
+    """This step's settings from its environment; RolesError names what is missing or wrong."""
+    try:
+        return load_from(PostgresInitLogins, env, COMPOSE_FIX_HINT)
+    except SettingsError as err:
+        raise RolesError(str(err)) from None
 
 
-def roles(env: dict[str, str]) -> dict[str, tuple[str, bool]]:
-    """Role -> (password, may replicate), from the environment; every value required."""
-    wanted = {
-        ("POSTGRES_USER", "cap_stock"): False,
-        ("POSTGRES_CDC_USER", "cap_stock_cdc"): True,
-        ("POSTGRES_READER_USER", "cap_stock_reader"): False,
-    }
-    result: dict[str, tuple[str, bool]] = {}
-    for (variable, default), replication in wanted.items():
-        role = env.get(variable) or default
-        password = env.get(variable.replace("_USER", "_PASSWORD"), "")
-        if not password:
-            raise RolesError(f"{variable.replace('_USER', '_PASSWORD')} is empty")
-        if role == SUPERUSER or role in result:
-            raise RolesError(f"{variable}={role!r}: each role must be distinct and not {SUPERUSER}")
-        result[role] = (password, replication)
-    return result
+def roles(env: Mapping[str, str]) -> dict[str, tuple[str, bool]]:
+    """Role -> (password, may replicate), from the environment; every password required."""
+    try:
+        return postgres_roles(load_from(PostgresLogins, env, COMPOSE_FIX_HINT))
+    except SettingsError as err:
+        raise RolesError(str(err)) from None
 
 
-def role_statement(exists: bool, role: str, password: str, replication: bool):  # type: ignore[no-untyped-def]
-    """CREATE or ALTER ROLE with every attribute spelled out (identifiers and password quoted
-    by the driver: utility statements take no bound parameters)."""
-    from psycopg import sql
-
-    return sql.SQL(
-        "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS {} PASSWORD {}"
-    ).format(
-        sql.SQL("ALTER" if exists else "CREATE"),
-        sql.Identifier(role),
-        sql.SQL("REPLICATION" if replication else "NOREPLICATION"),
-        sql.Literal(password),
-    )
-
-
-def connect(env: dict[str, str]):  # type: ignore[no-untyped-def]
+def connect(logins: PostgresInitLogins):  # type: ignore[no-untyped-def]
     """A connection as the superuser, retrying while the server starts."""
     import psycopg
 
     common = {
-        "host": env.get("POSTGRES_HOST", "postgres"),
-        "port": int(env.get("POSTGRES_PORT", "5432")),
+        "host": logins.postgres_host,
+        "port": logins.postgres_port,
         "dbname": "postgres",
         "connect_timeout": 5,
         "autocommit": True,
         "application_name": "cap-stock-postgres-roles",
     }
+    password = logins.postgres_admin_password.get_secret_value()
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return psycopg.connect(
-                user=SUPERUSER, password=env.get("POSTGRES_ADMIN_PASSWORD", ""), **common
-            )
+            return psycopg.connect(user=POSTGRES_SUPERUSER, password=password, **common)
         except psycopg.OperationalError as err:
             if "password authentication failed" in str(err):
-                raise RolesError(_refused(env, common)) from None
+                raise RolesError(_refused(logins, common)) from None
             if attempt == ATTEMPTS:
                 raise RolesError(f"cannot reach Postgres: {str(err).strip()}") from None
             time.sleep(3)
     raise AssertionError("unreachable")
 
 
-def _refused(env: dict[str, str], common: dict) -> str:
+def _refused(logins: PostgresInitLogins, common: dict) -> str:
     """Why the superuser login failed: an old volume, or a password changed by hand."""
     import psycopg
 
-    owner = env.get("POSTGRES_USER") or "cap_stock"
+    owner = logins.postgres_user
     try:
         with psycopg.connect(
-            user=owner, password=env.get("POSTGRES_PASSWORD", ""), **common
+            user=owner, password=logins.postgres_password.get_secret_value(), **common
         ) as conn:
             row = conn.execute(
                 "SELECT rolsuper, oid = 10 FROM pg_roles WHERE rolname = %s", [owner]
@@ -116,43 +97,26 @@ def _refused(env: dict[str, str], common: dict) -> str:
     if superuser and bootstrap:
         return (
             f"this data volume was created before cap-stock had separate roles: its superuser "
-            f"is {owner}, which Postgres cannot demote, and it has no role {SUPERUSER}; "
-            f"{UPGRADE_HINT}"
+            f"is {owner}, which Postgres cannot demote, and it has no role "
+            f"{POSTGRES_SUPERUSER}; {UPGRADE_HINT}"
         )
     return (
-        f"cannot log in as {SUPERUSER} with POSTGRES_ADMIN_PASSWORD from .env. Either the "
-        f"volume predates the separate roles (its superuser is then {owner}; {UPGRADE_HINT}), "
-        f"or {SUPERUSER}'s password was changed without updating .env (docs/docker.md, "
-        "'Rotating passwords')"
+        f"cannot log in as {POSTGRES_SUPERUSER} with POSTGRES_ADMIN_PASSWORD from .env. Either "
+        f"the volume predates the separate roles (its superuser is then {owner}; "
+        f"{UPGRADE_HINT}), or {POSTGRES_SUPERUSER}'s password was changed without updating "
+        ".env (docs/docker.md, 'Rotating passwords')"
     )
 
 
-def apply(conn, env: dict[str, str]) -> list[str]:  # type: ignore[no-untyped-def]
-    """Create or update the roles, and make the producer's role own the database."""
-    from psycopg import sql
-
-    done = []
-    for role, (password, replication) in roles(env).items():
-        exists = bool(conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone())
-        conn.execute(role_statement(exists, role, password, replication))
-        done.append(f"{role} ({'updated' if exists else 'created'})")
-    owner = env.get("POSTGRES_USER") or "cap_stock"
-    database = env.get("POSTGRES_DB") or "cap_stock_db"
-    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
-    verb = "ALTER DATABASE {} OWNER TO {}" if exists else "CREATE DATABASE {} OWNER {}"
-    conn.execute(sql.SQL(verb).format(sql.Identifier(database), sql.Identifier(owner)))
-    done.append(f"{owner} owns {database}")
-    return done
-
-
 def main() -> int:
-    env = dict(os.environ)
     try:
-        roles(env)
-        with connect(env) as conn:
-            done = apply(conn, env)
+        roles(os.environ)  # missing passwords, clashing roles: before connecting
+        logins = settings(os.environ)
+        with connect(logins) as conn:
+            done = apply_postgres_roles(conn, logins)
     except RolesError as err:
-        print(f"postgres-roles: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"postgres-roles: {line}", file=sys.stderr)
         return 1
     print(f"postgres-roles: {', '.join(done[:-1])}; {done[-1]}")
     return 0

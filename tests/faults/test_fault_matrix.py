@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from capstock.simulator import Simulator, start_simulator
 
-from stack.components import Cassandra, Component, Connect, Kafka, Postgres
 from stack.connect_api import request
 from stack.pipeline import BIN, SupervisorProcess, pipeline_env
 from stack.process import pid_alive, start_detached, stop_pid
 from stack.replication import Recovery, connector_state, heal_lost_slot, slot_row, slot_status
+from stack.services import Cassandra, Component, Connect, Kafka, Postgres
 from tests.integration.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration

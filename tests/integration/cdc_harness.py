@@ -34,10 +34,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
-from stack.components import Postgres
 from stack.connect_api import delete_connector, request
 from stack.pipeline import BIN, pipeline_env
 from stack.process import start_detached, stop_pid
+from stack.services import Postgres
 from stack.settings import REPO_ROOT, StackSettings
 
 

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from stack import __main__ as stack_cli
-from stack.components import Cassandra, Component, Postgres, all_components
+from stack.services import Cassandra, Component, Postgres, all_components
 from stack.settings import REPO_ROOT, StackSettings
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
 from tests.integration.cdc_harness import CdcHarness

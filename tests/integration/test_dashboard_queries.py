@@ -22,7 +22,7 @@ from capstock.simulator import start_simulator
 
 from dashboard.expand import ALL, TimeRange, Variable, expand_cassandra, expand_postgres
 from dashboard.generate import DASHBOARDS, Dashboard, Panel, Query
-from stack.components import Cassandra
+from stack.services import Cassandra
 from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness
 
@@ -39,7 +39,8 @@ def cassandra(cdc_chain: CdcHarness, native_stack: StackSettings):  # type: igno
     """A session as Grafana's read-only role, bound to the keyspace as the plugin binds it
     (jsonData.keyspace), so the dashboards' unqualified table names resolve the same way."""
     cluster, session = Cassandra(native_stack).session(
-        native_stack.cassandra_reader_user, native_stack.cassandra_reader_password
+        native_stack.cassandra_reader_user,
+        native_stack.cassandra_reader_password.get_secret_value(),
     )
     session.set_keyspace(cdc_chain.name)
     yield session

@@ -17,7 +17,7 @@ from capstock.postgres import PostgresWriter
 from capstock.simulator import Simulator, start_simulator
 from capstock.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES, TOP_24HR, Table
 
-from stack.components import Connect
+from stack.services import Connect
 from tests.integration.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,8 @@ from cassandra import Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable
 
-from stack.components import BUILTIN_SUPERUSER, Cassandra, Postgres, all_components
+from stack.roles import CASSANDRA_BUILTIN_SUPERUSER
+from stack.services import Cassandra, Postgres, all_components
 from stack.settings import StackSettings
 from tests.integration.cdc_harness import CdcHarness
 
@@ -61,7 +62,7 @@ def login_fails(port: int, user: str, password: str) -> str:
 
 
 def test_the_builtin_cassandra_superuser_cannot_log_in(cassandra: Cassandra) -> None:
-    why = login_fails(cassandra.port, *BUILTIN_SUPERUSER)
+    why = login_fails(cassandra.port, *CASSANDRA_BUILTIN_SUPERUSER)
     assert "Provided username cassandra and/or password are incorrect" in why
     cluster, session = cassandra.admin_session()  # the replacement superuser can
     try:
@@ -89,7 +90,7 @@ def test_the_pipeline_role_is_refused_outside_its_keyspace(
     cql = statement.format(
         keyspace=stores.name, admin=s.cassandra_admin_user, user=s.cassandra_user
     )
-    cluster, session = cassandra.session(s.cassandra_user, s.cassandra_password)
+    cluster, session = cassandra.session(s.cassandra_user, s.cassandra_password.get_secret_value())
     try:
         with pytest.raises(Unauthorized):
             session.execute(cql, timeout=10)
@@ -107,13 +108,15 @@ def test_the_pipeline_role_writes_its_keyspace_and_the_reader_only_reads(
         f"INSERT INTO {table} (symbol, day, ts, price) VALUES ('SECTESTUSDT', '2026-01-01', 0, 1.5)"
     )
     read = f"SELECT price FROM {table} WHERE {key}"
-    cluster, session = cassandra.session(s.cassandra_user, s.cassandra_password)
+    cluster, session = cassandra.session(s.cassandra_user, s.cassandra_password.get_secret_value())
     try:
         session.execute(row, timeout=10)
         assert session.execute(read, timeout=10).one()
     finally:
         cluster.shutdown()
-    cluster, session = cassandra.session(s.cassandra_reader_user, s.cassandra_reader_password)
+    cluster, session = cassandra.session(
+        s.cassandra_reader_user, s.cassandra_reader_password.get_secret_value()
+    )
     try:
         assert session.execute(read, timeout=10).one()
         with pytest.raises(Unauthorized):
@@ -206,8 +209,8 @@ def test_the_pipeline_role_logs_in_but_is_no_superuser(native_stack: StackSettin
 def test_the_reader_role_only_reads(native_stack: StackSettings, stores: CdcHarness) -> None:
     s = native_stack
     conninfo = stores.conninfo.replace(
-        f"user={s.postgres_user} password={s.postgres_password}",
-        f"user={s.postgres_reader_user} password={s.postgres_reader_password}",
+        f"user={s.postgres_user} password={s.postgres_password.get_secret_value()}",
+        f"user={s.postgres_reader_user} password={s.postgres_reader_password.get_secret_value()}",
     )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT count(*) FROM latest_prices").fetchone()

@@ -36,7 +36,7 @@ def priced_database(native_stack: StackSettings, postgres_conninfo: str) -> str:
         env={
             "PATH": "/usr/bin:/bin",
             "POSTGRES_DB": dbname,
-            "POSTGRES_PASSWORD": native_stack.postgres_password,
+            "POSTGRES_PASSWORD": native_stack.postgres_password.get_secret_value(),
             "PRODUCER_SPOOL_DIR": "/tmp/cap-stock-watch-test-spool",
         },
         cwd="/tmp",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stack.components import read_classpath
 from stack.process import StackError
+from stack.services.base import read_classpath
 from stack.settings import StackSettings
 
 

@@ -31,6 +31,7 @@ from capstock.connectors import SINK_CONFIG, SOURCE_CONFIG
 from pydantic_settings import BaseSettings
 
 from stack import pipeline
+from stack.roles import role_statement
 from stack.secrets import secret_names
 from stack.settings import read_env_file
 
@@ -652,8 +653,16 @@ def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> Non
 
 
 def test_compose_role_script_uses_the_shared_role_statements() -> None:
-    script = (INIT_DIR / "cassandra_roles.py").read_text()
-    assert "from capstock.cassandra_schema import role_statements" in script
+    shared = (REPO / "stack" / "roles.py").read_text()
+    assert "from capstock.cassandra_schema import role_statements" in shared
+    for name, service in (
+        ("cassandra_roles", "cassandra-init"),
+        ("postgres_roles", "postgres-init"),
+    ):
+        # The native stack's code, mounted where the script runs.
+        assert "from stack.roles import" in (INIT_DIR / f"{name}.py").read_text()
+        assert ("./stack", "/opt/cap-stock/stack") in _bind_mounts(SERVICES[service])
+        assert SERVICES[service]["environment"]["PYTHONPATH"] == "/opt/cap-stock"
 
 
 # -- passwords and roles ------------------------------------------------------------------------
@@ -839,7 +848,7 @@ def test_postgres_roles_are_distinct_non_superusers_and_only_debezium_replicates
         "cap_stock_cdc": ("b", True),
         "cap_stock_reader": ("c", False),
     }
-    statement = roles.role_statement(False, 'odd"name', "p'w", True).as_string(None)
+    statement = role_statement(False, 'odd"name', "p'w", True).as_string(None)
     assert statement == (
         'CREATE ROLE "odd""name" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
         "REPLICATION PASSWORD 'p''w'"
@@ -859,7 +868,7 @@ def test_cassandra_roles_refuse_the_builtin_superuser_as_admin() -> None:
         "CASSANDRA_READER_PASSWORD": "c",
     }
     values = roles.settings(env)
-    assert (values["admin"], values["user"], values["reader"]) == (
+    assert (values.cassandra_admin_user, values.cassandra_user, values.cassandra_reader_user) == (
         "cap_stock_admin",
         "cap_stock",
         "cap_stock_reader",

@@ -8,7 +8,8 @@ import re
 from capstock.connectors import SINK_CLASS, SINK_CONFIG, SOURCE_CONFIG, render_sink_document
 from capstock.tables import HEARTBEAT, NOW_MS, TABLES, debezium_heartbeat_query
 
-from stack.components import CASSANDRA_SINK_CLASS, Connect
+from stack.services import Connect
+from stack.services.connect import CASSANDRA_SINK_CLASS
 from stack.settings import StackSettings
 
 SOURCE = json.loads(SOURCE_CONFIG.read_text())["config"]

@@ -187,3 +187,29 @@ def test_backoff_doubles_per_connector_up_to_the_cap_and_resets_when_healthy(
 def test_main_rejects_a_bad_interval() -> None:
     with pytest.raises(SystemExit):
         connector_watchdog.main(["--interval", "0"])
+
+
+def test_settings_come_from_the_environment_with_defaults() -> None:
+    settings = connector_watchdog.WatchdogSettings.from_environ
+    assert settings({}) == connector_watchdog.WatchdogSettings("http://127.0.0.1:8083", 10.0)
+    assert settings({"CONNECT_URL": "", "CONNECT_WATCHDOG_INTERVAL": ""}) == settings({})
+    environ = {"CONNECT_URL": "http://connect:8083", "CONNECT_WATCHDOG_INTERVAL": "2.5"}
+    assert settings(environ) == connector_watchdog.WatchdogSettings("http://connect:8083", 2.5)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CONNECT_WATCHDOG_INTERVAL", "ten"),
+        ("CONNECT_WATCHDOG_INTERVAL", "-1"),
+        ("CONNECT_URL", "connect:8083"),
+    ],
+)
+def test_a_bad_setting_exits_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_:
+        connector_watchdog.main([])
+    assert exit_.value.code == 2
+    assert f"{variable}={value!r}" in capsys.readouterr().err

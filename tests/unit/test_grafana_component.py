@@ -1,4 +1,4 @@
-"""stack/grafana.py: optional Grafana for native mode, same provisioning as compose."""
+"""stack/services/grafana.py: optional Grafana for native mode, same provisioning as compose."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from stack import grafana
-from stack.components import Component
+from stack.services import Component, grafana
 from stack.settings import StackSettings
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.components import CASSANDRA_SINK_PLUGIN_DIR
+from stack.services.connect import CASSANDRA_SINK_PLUGIN_DIR
 from stack.settings import StackSettings
 
 PLUGINS = ("debezium-connector-postgres", CASSANDRA_SINK_PLUGIN_DIR)

@@ -14,7 +14,7 @@ import pytest
 from capstock.config import unknown_names
 
 from stack.secrets import EXAMPLE_FILE, parse_env
-from stack.settings import REPO_ROOT
+from stack.settings import REPO_ROOT, variable_names
 
 CODE_DIRS = ("stack", "producer/capstock", "sink/cassandra_sink", "docker/init")
 # env("X", ...), env_int("X", ...), secret("X"), os.environ.get("X"), os.environ["X"]
@@ -32,6 +32,7 @@ def names_read_by_code() -> set[str]:
                 found.add(match.group(1) or match.group(2))
     for match in re.finditer(r"""_env\(\s*["']([A-Z_]+)["']""", _simulator_source()):
         found.add(f"SIMULATOR_{match.group(1)}")
+    found.update(variable_names())  # the stack's settings class
     return found
 
 

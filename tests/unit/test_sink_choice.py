@@ -8,12 +8,12 @@ import pytest
 
 from stack import pipeline
 from stack.process import StackError
-from stack.settings import StackSettings
+from stack.settings import PipelineSettings, StackSettings
 
 
 def test_the_default_sink_is_the_datastax_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CASSANDRA_SINK", raising=False)
-    monkeypatch.setattr(pipeline, "env", lambda name, default: default)
+    monkeypatch.setitem(PipelineSettings.model_config, "env_file", None)  # no .env
     assert pipeline.sink_choice() == "datastax"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stack import __main__ as stack_cli
-from stack.components import wipe
+from stack.services import wipe
 from stack.settings import REPO_ROOT, StackSettings
 
 

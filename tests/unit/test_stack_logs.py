@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import stack.components as components
-from stack.components import STACK_DIR, TOOLS_LOG4J, Cassandra, Connect, Kafka, render
 from stack.process import StackError, log_tail, wait_until
+from stack.services import Cassandra, Connect, Kafka, base, cassandra, connect, kafka
+from stack.services.base import STACK_DIR, render
+from stack.services.kafka import TOOLS_LOG4J
 from stack.settings import StackSettings
 
 LOG4J = STACK_DIR / "kafka" / "log4j.properties"
@@ -128,8 +129,9 @@ def launched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[StackSett
         calls[pid_file.stem] = (list(argv), out)
         return 1
 
-    monkeypatch.setattr(components, "start_detached", fake_start)
-    monkeypatch.setattr(components, "read_classpath", lambda settings, name: "cp")
+    monkeypatch.setattr(base, "start_detached", fake_start)
+    for module in (kafka, connect, cassandra):
+        monkeypatch.setattr(module, "read_classpath", lambda settings, name: "cp")
     monkeypatch.setattr(Kafka, "_format_once", lambda self, classpath, config: None)
     monkeypatch.setattr(StackSettings, "plugin_dir", property(lambda s: _EveryPlugin(tmp_path)))
     settings = StackSettings(home=tmp_path / "home")

@@ -84,7 +84,7 @@ def test_a_changed_setting_is_named_and_a_password_only_by_name(
     write_json_atomic(producer.spec_file, producer.spec())
     assert producer.changes() == []
     spec_text = producer.spec_file.read_text()
-    assert settings.postgres_password not in spec_text and "sha256:" in spec_text
+    assert settings.postgres_password.get_secret_value() not in spec_text and "sha256:" in spec_text
 
     monkeypatch.setenv("BINANCE_API_URL", "https://data-api.binance.vision/api")
     monkeypatch.setenv("POSTGRES_PASSWORD", "rotated-password-1")

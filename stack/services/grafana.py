@@ -17,13 +17,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.components import Component, connection_env, http_json, own
-from stack.settings import REPO_ROOT, env, env_int, secret
+from stack.services.base import Component, connection_env, http_json, own
+from stack.settings import REPO_ROOT
 
 CASSANDRA_PLUGIN = "hadesarchitect-cassandra-datasource"
 PROVISIONING_DIR = REPO_ROOT / "dashboard" / "provisioning"
 DASHBOARDS_DIR = REPO_ROOT / "dashboard" / "dashboards"
-DEBIAN_HOME = Path("/usr/share/grafana")
 NOT_INSTALLED = (
     "not installed (optional; see docs/dashboards.md to install grafana from apt.grafana.com)"
 )
@@ -49,7 +48,7 @@ class Grafana(Component):
 
     @property
     def port(self) -> int:
-        return env_int("GRAFANA_PORT", 3001)
+        return self.settings.grafana_port
 
     @property
     def url(self) -> str:
@@ -73,19 +72,19 @@ class Grafana(Component):
             "GF_SERVER_HTTP_ADDR": "127.0.0.1",
             "GF_SERVER_HTTP_PORT": str(self.port),
             "GF_LOG_MODE": "console",
-            "GF_SECURITY_ADMIN_PASSWORD": secret("GRAFANA_ADMIN_PASSWORD"),
+            "GF_SECURITY_ADMIN_PASSWORD": s.grafana_admin_password.get_secret_value(),
             "GF_ANALYTICS_REPORTING_ENABLED": "false",
             "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
             # Grafana 11+ installs it on start (needs grafana.com); otherwise see the docs.
             "GF_PLUGINS_PREINSTALL": CASSANDRA_PLUGIN,
             "GRAFANA_DASHBOARDS_DIR": str(DASHBOARDS_DIR),
-            "CASSANDRA_KEYSPACE": env("CASSANDRA_KEYSPACE", "cap_stock"),
+            "CASSANDRA_KEYSPACE": s.cassandra_keyspace,
             # Where the stores are, and the read-only logins (datasources.yaml).
             **connection_env(s),
             "POSTGRES_READER_USER": s.postgres_reader_user,
-            "POSTGRES_READER_PASSWORD": s.postgres_reader_password,
+            "POSTGRES_READER_PASSWORD": s.postgres_reader_password.get_secret_value(),
             "CASSANDRA_READER_USER": s.cassandra_reader_user,
-            "CASSANDRA_READER_PASSWORD": s.cassandra_reader_password,
+            "CASSANDRA_READER_PASSWORD": s.cassandra_reader_password.get_secret_value(),
         }
 
     def argv(self) -> list[str]:
@@ -93,7 +92,7 @@ class Grafana(Component):
         if binary is None:
             raise FileNotFoundError("grafana is not installed")
         argv = list(binary)
-        home = Path(env("GRAFANA_HOME", str(DEBIAN_HOME)))
+        home = self.settings.grafana_home
         if home.exists():
             argv += ["--homepath", str(home)]
         return argv
