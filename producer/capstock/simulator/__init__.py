@@ -19,6 +19,7 @@ responses      the :class:`~capstock.simulator.responses.Response` value, refusa
 control        the ``/_sim/`` endpoints for tests and demos
 market         the seeded random-walk market
 state          the market saved at a clean stop and continued by the next start
+settings       ``SIMULATOR_*`` settings, one class
 cli            ``cap-stock simulator``
 =============  ==========================================================================
 """

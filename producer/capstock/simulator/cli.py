@@ -1,8 +1,13 @@
 """``cap-stock simulator``: serve the simulated exchange in the foreground until SIGTERM/SIGINT.
 
-Each option falls back to a ``SIMULATOR_*`` variable; ``--fault`` (repeatable) switches
-faults on from the start (:mod:`capstock.simulator.faults`). At the stop the market is
-saved to ``--state-dir`` (if set); exit 1 if that fails.
+Every option is a field of :class:`~capstock.simulator.settings.SimulatorSettings`: the flag
+wins, then its ``SIMULATOR_*`` variable (the environment, then ``.env``), then the declared
+default. ``--fault`` (repeatable) switches faults on from the start
+(:mod:`capstock.simulator.faults`)::
+
+    SIMULATOR_SYMBOLS=5 cap-stock simulator --port 8900 --fault 429,count=3,retry_after=2
+
+At the stop the market is saved to ``--state-dir`` (if set); exit 1 if that fails.
 """
 
 from __future__ import annotations
@@ -10,15 +15,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
-from capstock.exchange import limits
 from capstock.simulator.exchange import Simulator
 from capstock.simulator.faults import Fault
+from capstock.simulator.settings import (
+    SimulatorSettings,
+    env_name,
+    flag_name,
+    load_simulator_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,94 +34,42 @@ EXIT_OK = 0
 EXIT_NOT_SAVED = 1
 EXIT_USAGE = 2
 
-
-def _env(name: str, default: Any) -> Any:
-    return os.environ.get(f"SIMULATOR_{name}", default)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+FAULT_HELP = (
+    "inject a fault, repeatable: 429,count=3,retry_after=2 | 418,count=1 | "
+    "5xx,probability=0.1,status=503 | slow,delay=3 | malformed,count=2 | "
+    "truncated,paths=depth | unfiltered,paths=ticker/price"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``cap-stock simulator``; each falls back to a SIMULATOR_* variable."""
+    """One flag per setting; an absent flag leaves the value to the environment."""
+    for name, field in SimulatorSettings.model_fields.items():
+        default = "none" if field.default is None else field.default
+        parser.add_argument(
+            flag_name(name),
+            dest=name,
+            default=argparse.SUPPRESS,
+            help=f"{field.description} [{env_name(name)}, default {default}]",
+        )
     parser.add_argument(
-        "--host", default=_env("HOST", "127.0.0.1"), help="bind address [SIMULATOR_HOST]"
+        "--fault", action="append", default=[], metavar="KIND[,key=value...]", help=FAULT_HELP
     )
-    parser.add_argument(
-        "--port", type=int, default=int(_env("PORT", 8900)), help="[SIMULATOR_PORT]"
-    )
-    parser.add_argument(
-        "--symbols",
-        type=_positive,
-        default=int(_env("SYMBOLS", 20)),
-        help="USDT pairs to simulate (two BTC pairs are added) [SIMULATOR_SYMBOLS]",
-    )
-    parser.add_argument("--seed", type=int, default=int(_env("SEED", 1)), help="[SIMULATOR_SEED]")
-    parser.add_argument(
-        "--trade-rate",
-        type=float,
-        default=float(_env("TRADE_RATE", 1.0)),
-        help="mean trades per second per symbol [SIMULATOR_TRADE_RATE]",
-    )
-    parser.add_argument(
-        "--history-minutes",
-        type=int,
-        default=int(_env("HISTORY_MINUTES", 30)),
-        help="market history generated at start [SIMULATOR_HISTORY_MINUTES]",
-    )
-    parser.add_argument(
-        "--weight-limit",
-        type=int,
-        default=int(_env("WEIGHT_LIMIT", limits.REQUEST_WEIGHT_LIMIT_1M)),
-        help="request weight per minute before 429 [SIMULATOR_WEIGHT_LIMIT]",
-    )
-    parser.add_argument(
-        "--ban-seconds",
-        type=int,
-        default=int(_env("BAN_SECONDS", 120)),
-        help="418 ban length after repeated 429s [SIMULATOR_BAN_SECONDS]",
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=_env("STATE_DIR", None),
-        help="keep the market here across restarts, so trade ids continue "
-        "[SIMULATOR_STATE_DIR] (default: none, a fresh market on every start)",
-    )
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KIND[,key=value...]",
-        help="inject a fault, repeatable: 429,count=3,retry_after=2 | 418,count=1 | "
-        "5xx,probability=0.1,status=503 | slow,delay=3 | malformed,count=2 | "
-        "truncated,paths=depth | unfiltered,paths=ticker/price",
-    )
+
+
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by field name."""
+    return {name: getattr(args, name) for name in SimulatorSettings.model_fields if name in args}
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run ``cap-stock simulator``."""
+    """Run ``cap-stock simulator``; raises ConfigError for a bad setting (exit 2)."""
     try:
         faults = [Fault.parse(text) for text in args.fault]
     except (ValueError, TypeError) as e:
         print(f"cap-stock simulator: bad --fault: {e}", file=sys.stderr, flush=True)
         return EXIT_USAGE
-    sim = Simulator(
-        symbols=args.symbols,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        trade_rate=args.trade_rate,
-        history_minutes=args.history_minutes,
-        weight_limit=args.weight_limit,
-        ban_seconds=args.ban_seconds,
-        faults=faults,
-        state_dir=args.state_dir,
-    )
+    settings = load_simulator_settings(given_flags(args))
+    sim = Simulator(**settings.model_dump(), faults=faults)
     log.info(
         "simulator serving %d symbols at %s (BINANCE_API_URL=%s)",
         len(sim.symbols()),
@@ -126,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         sim.save_state()
     except OSError as e:
-        log.error("simulator: cannot save the market to %s: %s", args.state_dir, e)
+        log.error("simulator: cannot save the market to %s: %s", settings.state_dir, e)
         return EXIT_NOT_SAVED
     return EXIT_OK
 

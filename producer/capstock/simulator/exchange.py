@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from capstock.exchange import limits
 from capstock.simulator import state as market_state
 from capstock.simulator.faults import Fault, FaultPlan
 from capstock.simulator.ledger import BAN_AFTER_429S, Charge, WeightLedger, request_weight
@@ -41,6 +40,7 @@ from capstock.simulator.responses import (
 )
 from capstock.simulator.rest import ApiError, Params, RestApi
 from capstock.simulator.server import SimulatorServer
+from capstock.simulator.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,18 @@ class Simulator:
     def __init__(
         self,
         *,
-        symbols: int = 20,
-        seed: int = 1,
-        host: str = "127.0.0.1",
+        symbols: int = DEFAULTS.symbols,
+        seed: int = DEFAULTS.seed,
+        host: str = DEFAULTS.host,
         port: int = 0,
         clock: Callable[[], float] = time.time,
-        trade_rate: float = 1.0,
-        history_minutes: int = 30,
-        weight_limit: int = limits.REQUEST_WEIGHT_LIMIT_1M,
+        trade_rate: float = DEFAULTS.trade_rate,
+        history_minutes: int = DEFAULTS.history_minutes,
+        weight_limit: int = DEFAULTS.weight_limit,
         ban_after_429s: int = BAN_AFTER_429S,
-        ban_seconds: int = 120,
+        ban_seconds: int = DEFAULTS.ban_seconds,
         faults: Iterable[Fault] = (),
-        state_dir: Path | None = None,
+        state_dir: Path | None = DEFAULTS.state_dir,
     ) -> None:
         self.clock = clock
         # Bound first: a taken port must not consume the saved market.
