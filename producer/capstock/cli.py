@@ -109,14 +109,14 @@ def _cmd_run(_args: argparse.Namespace) -> int:
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
-    from capstock.simulator.server import serve_forever_from_args
+    from capstock.simulator.cli import serve
 
     setup_logging(load(LogSettings).level)
-    return serve_forever_from_args(args)
+    return serve(args)
 
 
 def _simulator_arguments(parser: argparse.ArgumentParser) -> None:
-    from capstock.simulator.server import add_arguments
+    from capstock.simulator.cli import add_arguments
 
     add_arguments(parser)
 

@@ -333,7 +333,7 @@ PREFIXES = (
     "AKHQ_",
 )
 
-# Read outside the settings classes: by the native runner (stack/), the sink, the simulator,
+# Read outside the settings classes: by the native runner (stack/), the sink,
 # docker-compose.yml and the tools the stack starts (Kafka's and Cassandra's scripts).
 OTHER_NAMES = frozenset(
     {
@@ -369,16 +369,6 @@ OTHER_NAMES = frozenset(
         "GRAFANA_ADMIN_PASSWORD",
         "AKHQ_PORT",
         "PRODUCER_SPOOL_DIR",
-        # the simulator (capstock.simulator.server, SIMULATOR_<option>)
-        "SIMULATOR_HOST",
-        "SIMULATOR_PORT",
-        "SIMULATOR_SYMBOLS",
-        "SIMULATOR_SEED",
-        "SIMULATOR_TRADE_RATE",
-        "SIMULATOR_HISTORY_MINUTES",
-        "SIMULATOR_WEIGHT_LIMIT",
-        "SIMULATOR_BAN_SECONDS",
-        "SIMULATOR_STATE_DIR",
         # read by Kafka's and Cassandra's own launch scripts
         "KAFKA_HEAP_OPTS",
         "KAFKA_OPTS",
@@ -392,8 +382,9 @@ OTHER_NAMES = frozenset(
 
 
 def settings_classes() -> list[type[BaseSettings]]:
-    """Every settings class whose variables users set (producer and schema set-up)."""
+    """Every settings class whose variables users set (producer, schema set-up, simulator)."""
     from capstock.cassandra_setup import CassandraSettings
+    from capstock.simulator.settings import SimulatorSettings
 
     return [
         PostgresSettings,
@@ -404,6 +395,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         SpoolSettings,
         CassandraSettings,
         KafkaSettings,
+        SimulatorSettings,
     ]
 
 

@@ -6,10 +6,26 @@ In tests::
     with start_simulator(symbols=5, seed=1) as sim:   # free port on 127.0.0.1
         client.API_URL = sim.url                       # http://127.0.0.1:<port>/api
         sim.add_fault("429", count=1, retry_after=2)
+
+The modules, in the order a request meets them:
+
+=============  ==========================================================================
+server         HTTP: ``/api/v3/*`` to the simulator, ``/_sim/*`` to control; writes responses
+exchange       :class:`Simulator`: ties market, faults, ledger and saved state together
+ledger         request weights and the per-minute budget (429, then 418 bans)
+faults         fault switches: 429, 418, 5xx, slow, malformed, truncated, unfiltered
+rest           Binance's market-data endpoints: query parameters in, JSON body out
+responses      the :class:`~capstock.simulator.responses.Response` value, refusals, broken bodies
+control        the ``/_sim/`` endpoints for tests and demos
+market         the seeded random-walk market
+state          the market saved at a clean stop and continued by the next start
+settings       ``SIMULATOR_*`` settings, one class
+cli            ``cap-stock simulator``
+=============  ==========================================================================
 """
 
+from capstock.simulator.exchange import Simulator, start_simulator
 from capstock.simulator.faults import Fault, FaultPlan
 from capstock.simulator.market import Market
-from capstock.simulator.server import Simulator, start_simulator
 
 __all__ = ["Fault", "FaultPlan", "Market", "Simulator", "start_simulator"]
