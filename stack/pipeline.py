@@ -23,7 +23,13 @@ from pathlib import Path
 from stack.connect_api import delete_connector
 from stack.process import StackError, port_open, start_detached, write_json_atomic
 from stack.services import Component, Connect, Grafana, all_components
-from stack.settings import REPO_ROOT, PipelineSettings, StackSettings, dotenv_settings
+from stack.settings import (
+    REPO_ROOT,
+    PipelineSettings,
+    StackSettings,
+    dotenv_settings,
+    variable_names,
+)
 
 BIN = Path(sys.executable).parent
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
@@ -95,7 +101,7 @@ class PipelineProcess(Component):
         """What the process is started with: its command and settings (passwords hashed)."""
         from capstock.config import known_names
 
-        known = known_names()
+        known = known_names(variable_names())
         values = {k: v for k, v in os.environ.items() if k in known}
         values.update({**pipeline_env(self.settings), **self.extra_env})
         return {"command": " ".join(self.argv)} | {

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from stack.process import StackError
-from stack.settings import StackSettings, dotenv
+from stack.settings import StackSettings, dotenv, variable_names
 
 EXIT_SETTINGS = 2
 EXIT_UNREACHABLE = 1
@@ -62,7 +62,7 @@ def check_settings(settings: StackSettings, source: str) -> None:
 
     from stack import pipeline
 
-    problems = unknown_names([*os.environ, *dotenv()])
+    problems = unknown_names([*os.environ, *dotenv()], extra=variable_names())
     try:
         pipeline.sink_choice()
     except StackError as err:

@@ -333,42 +333,24 @@ PREFIXES = (
     "AKHQ_",
 )
 
-# Read outside the settings classes: by the native runner (stack/), the sink,
-# docker-compose.yml and the tools the stack starts (Kafka's and Cassandra's scripts).
+# Read by no Python settings class: by docker-compose.yml, connect_connectors.sh, the
+# connector watchdog, and the tools the stack starts (Kafka's and Cassandra's scripts).
+# The native runner's names come from its own class (stack.settings.variable_names).
 OTHER_NAMES = frozenset(
     {
-        # stack/settings.py, stack/pipeline.py, stack/grafana.py
-        "STACK_HOME",
-        "STACK_OS_USER",
-        "STACK_KAFKA_HEAP",
-        "STACK_CONNECT_HEAP",
-        "POSTGRES_CDC_PASSWORD",
-        "POSTGRES_READER_PASSWORD",
-        "POSTGRES_ADMIN_PASSWORD",
-        "POSTGRES_MAX_SLOT_WAL_KEEP_SIZE",
-        "KAFKA_PORT",
-        "KAFKA_CONTROLLER_PORT",
+        # docker-compose.yml
+        "AKHQ_PORT",
+        "GRAFANA_ADMIN_USER",
         "KAFKA_ADVERTISED_HOST",
         "KAFKA_CLUSTER_ID",
-        "CONNECT_PORT",
+        "POSTGRES_ADMIN_PASSWORD",
+        "POSTGRES_MAX_SLOT_WAL_KEEP_SIZE",
+        "CASSANDRA_MAX_HEAP_SIZE",
+        "CASSANDRA_HEAP_NEWSIZE",
+        # connect_connectors.sh and the connector watchdog
         "CONNECT_URL",
         "CONNECT_WAIT_SECONDS",
         "CONNECT_WATCHDOG_INTERVAL",
-        "CASSANDRA_SINK",
-        "CASSANDRA_PASSWORD",
-        "CASSANDRA_READER_PASSWORD",
-        "CASSANDRA_STORAGE_PORT",
-        "CASSANDRA_JMX_PORT",
-        "CASSANDRA_JMX_USER",
-        "CASSANDRA_JMX_PASSWORD",
-        "CASSANDRA_MAX_HEAP_SIZE",
-        "CASSANDRA_HEAP_NEWSIZE",
-        "GRAFANA_PORT",
-        "GRAFANA_HOME",
-        "GRAFANA_ADMIN_USER",
-        "GRAFANA_ADMIN_PASSWORD",
-        "AKHQ_PORT",
-        "PRODUCER_SPOOL_DIR",
         # read by Kafka's and Cassandra's own launch scripts
         "KAFKA_HEAP_OPTS",
         "KAFKA_OPTS",
@@ -399,17 +381,19 @@ def settings_classes() -> list[type[BaseSettings]]:
     ]
 
 
-def known_names() -> set[str]:
-    names = set(OTHER_NAMES)
+def known_names(extra: Iterable[str] = ()) -> set[str]:
+    """Every variable some part reads: the settings classes here, OTHER_NAMES, ``extra``."""
+    names = set(OTHER_NAMES) | set(extra)
     for model in settings_classes():
         prefix = str(model.model_config.get("env_prefix", ""))
         names.update(f"{prefix}{name}".upper() for name in model.model_fields)
     return names
 
 
-def unknown_names(names: Iterable[str]) -> list[str]:
-    """One message per variable that looks like ours but that nothing reads."""
-    known = known_names()
+def unknown_names(names: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """One message per variable that looks like ours but that nothing reads (``extra``:
+    the names other settings classes read, e.g. the native runner's)."""
+    known = known_names(extra)
     problems = []
     for name in sorted(set(names)):
         if not name.startswith(PREFIXES) or name in known:
