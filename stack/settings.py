@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+from capstock import config as defaults
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -129,13 +130,13 @@ class PostgresLogins(BaseModel):
     model_config = _MODEL
 
     postgres_host: Name = "127.0.0.1"
-    postgres_port: Port = 5432
-    postgres_db: Name = "cap_stock_db"
-    postgres_user: Name = "cap_stock"
+    postgres_port: Port = defaults.POSTGRES_PORT
+    postgres_db: Name = defaults.POSTGRES_DB
+    postgres_user: Name = defaults.PIPELINE_ROLE
     postgres_password: SecretStr
-    postgres_cdc_user: Name = "cap_stock_cdc"
+    postgres_cdc_user: Name = defaults.CDC_ROLE
     postgres_cdc_password: SecretStr
-    postgres_reader_user: Name = "cap_stock_reader"
+    postgres_reader_user: Name = defaults.READER_ROLE
     postgres_reader_password: SecretStr
 
 
@@ -156,15 +157,15 @@ class CassandraLogins(BaseModel):
 
     # Contact point(s), comma-separated.
     cassandra_host: Name = "127.0.0.1"
-    cassandra_port: Port = 9042
+    cassandra_port: Port = defaults.CASSANDRA_PORT
     # The data-center name the native node announces (cassandra.yaml's snitch default);
     # compose names its node's data center after it.
-    cassandra_datacenter: Name = "datacenter1"
-    cassandra_admin_user: Name = "cap_stock_admin"
+    cassandra_datacenter: Name = defaults.CASSANDRA_DATACENTER
+    cassandra_admin_user: Name = defaults.CASSANDRA_ADMIN_ROLE
     cassandra_admin_password: SecretStr
-    cassandra_user: Name = "cap_stock"
+    cassandra_user: Name = defaults.PIPELINE_ROLE
     cassandra_password: SecretStr
-    cassandra_reader_user: Name = "cap_stock_reader"
+    cassandra_reader_user: Name = defaults.READER_ROLE
     cassandra_reader_password: SecretStr
 
 
@@ -202,14 +203,14 @@ class StackSettings(PipelineSettings, CassandraLogins, PostgresLogins):
     # Started as root, every service runs as this unprivileged system user instead
     # (PostgreSQL even refuses root).
     os_user: Name = Field("capstock", validation_alias="STACK_OS_USER")
-    kafka_port: Port = 29092
+    kafka_port: Port = defaults.KAFKA_PORT
     kafka_controller_port: Port = 29093
     connect_port: Port = 8083
     cassandra_storage_port: Port = 7000
     cassandra_jmx_port: Port = 7199
     cassandra_jmx_user: Name = "cap_stock_jmx"
     cassandra_jmx_password: SecretStr
-    cassandra_keyspace: Name = "cap_stock"
+    cassandra_keyspace: Name = defaults.KEYSPACE
     kafka_heap: Heap = Field("384m", validation_alias="STACK_KAFKA_HEAP")
     connect_heap: Heap = Field("512m", validation_alias="STACK_CONNECT_HEAP")
     grafana_port: Port = 3001

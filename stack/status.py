@@ -163,7 +163,6 @@ def job_intervals(settings: StackSettings) -> dict[str, float]:
 
 def table_entries(settings: StackSettings, cassandra_up: bool) -> list[dict[str, Any]]:
     """Newest row per table in Postgres, its age, and whether Cassandra has it."""
-    from capstock.connectors import KEYSPACE
     from capstock.tables import TABLES
     from psycopg import sql
 
@@ -178,7 +177,7 @@ def table_entries(settings: StackSettings, cassandra_up: bool) -> list[dict[str,
                 )
             ).fetchone()
             newest[table.name] = dict(zip(names, row, strict=True)) if row else None
-    mirrored = cassandra_has(settings, KEYSPACE, newest) if cassandra_up else {}
+    mirrored = cassandra_has(settings, settings.cassandra_keyspace, newest) if cassandra_up else {}
     now = datetime.now(UTC)
     entries = []
     for name, row in newest.items():

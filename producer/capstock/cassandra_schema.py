@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from capstock.config import CASSANDRA_DATACENTER, KEYSPACE
 from capstock.tables import DAY_SECONDS, TABLES, Table
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,10 @@ TWCS_WINDOWS_PER_TTL = 30
 
 @dataclass(frozen=True)
 class KeyspaceOptions:
-    name: str = "cap_stock"
+    name: str = KEYSPACE
     strategy: str = "SimpleStrategy"
     replication_factor: int = 1
-    datacenter: str = "datacenter1"
+    datacenter: str = CASSANDRA_DATACENTER
 
     def replication(self) -> str:
         if self.strategy == "NetworkTopologyStrategy":

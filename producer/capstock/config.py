@@ -46,6 +46,24 @@ RankBy = Literal["quote_volume", "price_change"]
 LIVE_API_URL = "https://api.binance.com/api"
 MARKET_DATA_API_URL = "https://data-api.binance.vision/api"
 
+# The defaults every component agrees on (producer, schema set-up, sink, native runner,
+# compose's init jobs), declared here once.
+POSTGRES_PORT = 5432
+POSTGRES_DB = "cap_stock_db"
+PIPELINE_ROLE = "cap_stock"
+"""Owns the Postgres tables and writes Cassandra (the producer's and the sink's login)."""
+CDC_ROLE = "cap_stock_cdc"
+READER_ROLE = "cap_stock_reader"
+"""Grafana's login in both stores: reads only."""
+CASSANDRA_ADMIN_ROLE = "cap_stock_admin"
+"""Replaces Cassandra's built-in superuser."""
+CASSANDRA_PORT = 9042
+CASSANDRA_DATACENTER = "datacenter1"
+"""The data-center name a single native node announces (cassandra.yaml's snitch default)."""
+KEYSPACE = "cap_stock"
+KAFKA_PORT = 29092
+"""Kafka's listener for clients on this machine (the native stack and compose's EXTERNAL)."""
+
 _COMMON = SettingsConfigDict(
     env_file=".env",
     env_file_encoding="utf-8",
@@ -65,14 +83,14 @@ class PostgresSettings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="POSTGRES_")
 
     host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(5432, ge=1, le=65535)
-    db: str = Field("cap_stock_db", min_length=1)
-    user: str = Field("cap_stock", min_length=1)
+    port: int = Field(POSTGRES_PORT, ge=1, le=65535)
+    db: str = Field(POSTGRES_DB, min_length=1)
+    user: str = Field(PIPELINE_ROLE, min_length=1)
     password: SecretStr = Field(description="generated into .env on the first start")
     # init-db grants these roles what they need (Debezium's reads and heartbeats, Grafana's
     # reads) and creates the publication Debezium streams (register-postgres.json).
-    cdc_user: str = Field("cap_stock_cdc", min_length=1)
-    reader_user: str = Field("cap_stock_reader", min_length=1)
+    cdc_user: str = Field(CDC_ROLE, min_length=1)
+    reader_user: str = Field(READER_ROLE, min_length=1)
     publication: str = Field("cap_stock_publication", min_length=1)
     connect_timeout: int = Field(5, ge=1, le=300, description="seconds per connection attempt")
 
@@ -203,17 +221,13 @@ class SpoolSettings(BaseSettings):
         return v.expanduser().absolute()
 
 
-DEFAULT_KAFKA_PORT = 29092
-"""Kafka's listener for clients on this machine (the native stack and compose's EXTERNAL)."""
-
-
 class KafkaSettings(BaseSettings):
     """Where the Python sink (and anything else reading Kafka from this machine) connects."""
 
     model_config = SettingsConfigDict(**_COMMON, env_prefix="KAFKA_")
 
     bootstrap_servers: str = Field(
-        f"127.0.0.1:{DEFAULT_KAFKA_PORT}", min_length=1, description="host:port[,host:port]"
+        f"127.0.0.1:{KAFKA_PORT}", min_length=1, description="host:port[,host:port]"
     )
 
 

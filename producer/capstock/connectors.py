@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from capstock.config import KEYSPACE
 from capstock.tables import TABLES, Table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,6 @@ SINK_NAME = "cap-stock-cassandra-sink"
 # (com.datastax.oss.kafka.sink.CassandraSinkConnector), the native worker our adapter
 # around the same engine (io.capstock.sink.CassandraSinkConnector), so one file serves both.
 SINK_CLASS = "CassandraSinkConnector"
-KEYSPACE = "cap_stock"
 STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
 
 

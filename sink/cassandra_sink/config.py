@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from capstock.config import CASSANDRA_DATACENTER, CASSANDRA_PORT
+
 from cassandra_sink.codecs import TIME_UNITS_NS, Codecs, parse_time_zone
 
 _PROVIDER_REF = re.compile(r"\$\{(env|file):([^}]*)\}")
@@ -89,8 +91,8 @@ class SinkConfig:
     mappings: dict[str, list[TableMapping]]
     codecs: dict[str, Codecs] = field(default_factory=dict)
     contact_points: list[str] = field(default_factory=lambda: ["127.0.0.1"])
-    port: int = 9042
-    local_dc: str = "datacenter1"
+    port: int = CASSANDRA_PORT
+    local_dc: str = CASSANDRA_DATACENTER
     username: str | None = None
     password: str | None = None
     max_concurrent_requests: int = 64
@@ -295,8 +297,8 @@ def load_config(document: dict) -> SinkConfig:
         contact_points=[
             resolve_refs(h.strip()) for h in config.get("contactPoints", "127.0.0.1").split(",")
         ],
-        port=_integer(resolve_refs(config.get("port", "9042")), "port", 1),
-        local_dc=resolve_refs(config.get("loadBalancing.localDc", "datacenter1")),
+        port=_integer(resolve_refs(config.get("port", str(CASSANDRA_PORT))), "port", 1),
+        local_dc=resolve_refs(config.get("loadBalancing.localDc", CASSANDRA_DATACENTER)),
         username=resolve_refs(username) if username else None,
         password=resolve_refs(password) if password else None,
         max_concurrent_requests=_integer(
