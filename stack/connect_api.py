@@ -1,4 +1,7 @@
-"""Small client for Kafka Connect's REST API (used by tests and the runner)."""
+"""The one Python client for Kafka Connect's REST API: the runner, status, the connector
+watchdog, benchmarks and tests call it (users call connect_connectors.sh).
+
+Standard library only: compose runs the watchdog in a bare Python image."""
 
 from __future__ import annotations
 
@@ -10,19 +13,30 @@ from typing import Any
 
 
 class ConnectError(RuntimeError):
-    pass
+    """The worker answered with an HTTP error (``status``), or did not answer at all."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectUnavailable(ConnectError):
+    """No answer: the worker is down, starting, or the connection failed."""
 
 
 def request(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
+    """One call; the decoded JSON answer (None when empty)."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as err:
-        raise ConnectError(f"{method} {url}: HTTP {err.code}: {err.read().decode()}") from None
+        detail = err.read().decode(errors="replace").strip()
+        raise ConnectError(f"{method} {url}: HTTP {err.code}: {detail}", err.code) from None
+    except (urllib.error.URLError, OSError) as err:
+        raise ConnectUnavailable(f"{method} {url}: {err}") from None
     return json.loads(raw) if raw else None
 
 
@@ -35,7 +49,7 @@ def put_connector(base_url: str, name: str, config: dict[str, str]) -> None:
             return
         except ConnectError as err:
             # 409: a rebalance is in progress; the worker asks us to retry.
-            if "HTTP 409" not in str(err) or time.monotonic() > deadline:
+            if err.status != 409 or time.monotonic() > deadline:
                 raise
             time.sleep(1)
 
@@ -64,5 +78,5 @@ def delete_connector(base_url: str, name: str) -> None:
     try:
         request("DELETE", f"{base_url}/connectors/{name}")
     except ConnectError as err:
-        if "HTTP 404" not in str(err):
+        if err.status != 404:
             raise

@@ -32,17 +32,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from stack.connect_api import ConnectError, ConnectUnavailable, request
 
 log = logging.getLogger("connector-watchdog")
 
@@ -54,21 +53,12 @@ REQUEST_TIMEOUT = 10.0
 TRACE_CHARS = 160
 
 
-class ConnectUnavailable(RuntimeError):
-    """The worker did not answer (down, starting, or rebalancing)."""
-
-
 def _call(method: str, url: str, timeout: float) -> object:
-    req = urllib.request.Request(url, method=method, headers={"Accept": "application/json"})
+    """Any error, an HTTP one included (a rebalance answers 409), means: try again later."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode(errors="replace").strip()
-        raise ConnectUnavailable(f"{method} {url}: HTTP {err.code} {detail[:200]}") from None
-    except (urllib.error.URLError, OSError) as err:
-        raise ConnectUnavailable(f"{method} {url}: {err}") from None
-    return json.loads(raw) if raw else None
+        return request(method, url, timeout=timeout)
+    except ConnectError as err:
+        raise ConnectUnavailable(str(err)[:300]) from None
 
 
 def failed_parts(status: dict) -> list[str]:

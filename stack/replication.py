@@ -218,7 +218,7 @@ def connector_state(connect_url: str, name: str) -> str | None:
     try:
         status = request("GET", f"{connect_url}/connectors/{name}/status", timeout=10)
     except ConnectError as err:
-        if "HTTP 404" in str(err):
+        if err.status == 404:
             return None
         raise
     states = [status["connector"]["state"], *(t["state"] for t in status.get("tasks", []))]

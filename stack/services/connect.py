@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stack.connect_api import request
 from stack.process import StackError
 from stack.services.base import (
     STACK_DIR,
     Component,
     connection_env,
-    http_json,
     read_classpath,
     render,
 )
@@ -62,7 +62,7 @@ class Connect(Component):
         return self.detach(argv, self.out_file, env=self.worker_env())
 
     def plugins(self) -> list[str]:
-        listed = http_json(f"{self.settings.connect_url}/connector-plugins")
+        listed = request("GET", f"{self.settings.connect_url}/connector-plugins", timeout=3)
         return [p["class"] for p in listed]  # type: ignore[union-attr, index]
 
     def healthy(self) -> bool:
@@ -70,9 +70,9 @@ class Connect(Component):
         return DEBEZIUM_POSTGRES_CLASS in plugins and CASSANDRA_SINK_CLASS in plugins
 
     def version(self) -> str:
-        return str(http_json(f"{self.settings.connect_url}/")["version"])  # type: ignore[index]
+        return str(request("GET", f"{self.settings.connect_url}/", timeout=3)["version"])
 
     def connectors(self) -> dict[str, dict]:
         """Every connector: {"status": ..., "info": {"config": ..., "type": ...}}."""
         url = f"{self.settings.connect_url}/connectors?expand=status&expand=info"
-        return http_json(url)  # type: ignore[return-value]
+        return request("GET", url, timeout=3)
