@@ -59,23 +59,15 @@ def settings(env: Mapping[str, str]) -> CassandraLogins:
 
 def login(logins: CassandraLogins, user: str, password: str):  # type: ignore[no-untyped-def]
     """(cluster, session) as user, through the compose network's contact points."""
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
-    from cassandra.policies import DCAwareRoundRobinPolicy
+    from capstock.history.connection import connect
 
-    cluster = Cluster(
-        [h.strip() for h in logins.cassandra_host.split(",")],
+    return connect(
+        logins.cassandra_host,
+        user,
+        password,
         port=logins.cassandra_port,
-        auth_provider=PlainTextAuthProvider(user, password),
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=logins.cassandra_datacenter),
-        protocol_version=5,
-        connect_timeout=10,
+        datacenter=logins.cassandra_datacenter,
     )
-    try:
-        return cluster, cluster.connect()
-    except Exception:
-        cluster.shutdown()
-        raise
 
 
 def main() -> int:

@@ -22,7 +22,6 @@ silently continue from the other's offsets when you switch between them.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from capstock.backoff import Backoff
 from cassandra import AuthenticationFailed
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import UNSET_VALUE
@@ -123,10 +123,11 @@ class KafkaFailed(RuntimeError):
     """A fatal Kafka client error (e.g. fenced by another sink with the same instance id)."""
 
 
-def retry_delay(attempt: int) -> float:
-    """The pause before write retry `attempt` (1, 2, ...): doubling, capped, jittered so
-    that a restarted Cassandra does not see every client at once."""
-    return min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+def retry_backoff() -> Backoff:
+    """The pauses between Cassandra retries: doubling from RETRY_BASE_S, capped at
+    RETRY_CAP_S, jittered so that a restarted Cassandra does not see every client at
+    once; never exhausted (a batch is never skipped)."""
+    return Backoff(base=RETRY_BASE_S, cap=RETRY_CAP_S, max_attempts=None)
 
 
 @dataclass
@@ -271,12 +272,12 @@ class CassandraSink:
     def _write_with_retry(
         self, session: Session, rows: list[Row], cassandra_up: Callable[[], bool]
     ) -> list[Refusal]:
-        attempt, first_failure, last_log = 0, 0.0, 0.0
+        backoff, first_failure, last_log = retry_backoff(), 0.0, 0.0
         while True:
             try:
                 refusals = write_rows(session, rows, self.config.max_concurrent_requests)
             except TransientWriteError as err:
-                attempt += 1
+                attempt = backoff.failures + 1
                 now = time.monotonic()
                 if attempt == 1:
                     first_failure = last_log = now
@@ -294,12 +295,12 @@ class CassandraSink:
                         f"Cassandra did not take the batch in hand ({err}); its offsets are "
                         "not committed, so the next start writes it again"
                     ) from err
-                self.wait(retry_delay(attempt), cassandra_up)
+                self.wait(backoff.next_delay(), cassandra_up)
                 continue
-            if attempt:
+            if backoff.failures:
                 log.info(
                     "sink: Cassandra writes succeed again after %d retries in %.0fs",
-                    attempt,
+                    backoff.failures,
                     time.monotonic() - first_failure,
                 )
             return refusals
@@ -318,7 +319,7 @@ class CassandraSink:
 
     def _connect(self) -> tuple[Cluster, Session] | None:
         """Connect to Cassandra, waiting for it if it is away (None: stopped meanwhile)."""
-        attempt = 0
+        backoff = retry_backoff()
         while not self._stopping:
             try:
                 return connect(self.config)
@@ -327,10 +328,9 @@ class CassandraSink:
                     raise SinkConfigError(
                         f"Cassandra refused auth.username={self.config.username}: {err}"
                     ) from None
-                attempt += 1
-                if attempt == 1:
+                if not backoff.failures:
                     log.warning("sink: Cassandra is not reachable (%s); waiting for it", err)
-                self.wait(retry_delay(attempt), lambda: False)
+                self.wait(backoff.next_delay(), lambda: False)
         return None
 
     # --- Kafka ------------------------------------------------------------------------

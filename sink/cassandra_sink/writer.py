@@ -19,11 +19,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from capstock.history import connection as history_connection
 from cassandra import ConsistencyLevel, InvalidRequest
-from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy
 from cassandra.protocol import SyntaxException
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
@@ -35,8 +34,6 @@ log = logging.getLogger(__name__)
 
 # Rows per single-partition unlogged batch (about 10 KiB for a trade row).
 MAX_BATCH_ROWS = 50
-RECONNECT_BASE_S = 0.5
-RECONNECT_MAX_S = 2.0
 
 
 @dataclass
@@ -105,29 +102,14 @@ def _quote(identifier: str) -> str:
 
 
 def connect(config: SinkConfig) -> tuple[Cluster, Session]:
-    auth = (
-        PlainTextAuthProvider(config.username, config.password or "") if config.username else None
-    )
-    cluster = Cluster(
+    """A session as the connector's ``auth.username`` (capstock's one connection helper)."""
+    return history_connection.connect(
         config.contact_points,
+        config.username,
+        config.password,
         port=config.port,
-        auth_provider=auth,
-        protocol_version=5,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=config.local_dc),
-        connect_timeout=10,
-        # The driver's default waits 1, 2, 4 ... up to 600 s between attempts to reconnect
-        # to a node it saw go down, so after a minute's outage it noticed the node back only
-        # a minute later. Retrying every 2 s at most lets writes resume within seconds;
-        # max_attempts=None because the default gives up on a node after 64 attempts.
-        reconnection_policy=ExponentialReconnectionPolicy(
-            base_delay=RECONNECT_BASE_S, max_delay=RECONNECT_MAX_S, max_attempts=None
-        ),
+        datacenter=config.local_dc,
     )
-    try:
-        return cluster, cluster.connect()
-    except Exception:
-        cluster.shutdown()  # its threads would outlive a failed attempt
-        raise
 
 
 def hosts_up(cluster: Cluster) -> bool:

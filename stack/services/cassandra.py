@@ -96,25 +96,13 @@ class Cassandra(Component):
         return self.settings.conf_dir / "nodetool.password"
 
     def session(self, user: str, password: str):  # type: ignore[no-untyped-def]
-        from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import Cluster
-        from cassandra.policies import ConstantReconnectionPolicy
+        """(cluster, session) as ``user`` on the local node."""
+        from capstock.history.connection import connect
 
-        cluster = Cluster(
-            ["127.0.0.1"],
-            port=self.port,
-            protocol_version=5,
-            auth_provider=PlainTextAuthProvider(user, password),
-            connect_timeout=5,
-            # The driver's default waits grow to 10 minutes: a long-lived session would
-            # stay without a host long after a restarted node is back.
-            reconnection_policy=ConstantReconnectionPolicy(1.0),
+        s = self.settings
+        return connect(
+            "127.0.0.1", user, password, port=self.port, datacenter=s.cassandra_datacenter
         )
-        try:
-            return cluster, cluster.connect()
-        except Exception:
-            cluster.shutdown()
-            raise
 
     def admin_session(self):  # type: ignore[no-untyped-def]
         s = self.settings

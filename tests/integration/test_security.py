@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from capstock.history.connection import connect
 from cassandra import Unauthorized
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster, NoHostAvailable
+from cassandra.cluster import NoHostAvailable
 
 from stack.roles import CASSANDRA_BUILTIN_SUPERUSER
 from stack.services import Cassandra, Postgres, all_components
@@ -43,18 +43,8 @@ def stores(native_stack: StackSettings, cassandra_session, tmp_path_factory):  #
 
 
 def login_fails(port: int, user: str, password: str) -> str:
-    cluster = Cluster(
-        ["127.0.0.1"],
-        port=port,
-        protocol_version=5,
-        auth_provider=PlainTextAuthProvider(user, password),
-        connect_timeout=5,
-    )
-    try:
-        with pytest.raises(NoHostAvailable) as refused:
-            cluster.connect()
-    finally:
-        cluster.shutdown()
+    with pytest.raises(NoHostAvailable) as refused:
+        connect("127.0.0.1", user, password, port=port, connect_timeout=5)
     return str(refused.value)
 
 

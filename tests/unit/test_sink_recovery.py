@@ -22,7 +22,7 @@ from cassandra_sink.runner import (
     KafkaFailed,
     WriteAbandoned,
     plan_batch,
-    retry_delay,
+    retry_backoff,
 )
 from confluent_kafka import KafkaError, KafkaException
 
@@ -92,9 +92,12 @@ def _up() -> bool:
 
 def test_the_backoff_starts_short_and_is_capped_near_five_seconds() -> None:
     assert RETRY_CAP_S <= 5
-    assert all(retry_delay(1) <= RETRY_BASE_S for _ in range(100))
-    assert all(retry_delay(n) <= RETRY_CAP_S for n in range(1, 60) for _ in range(10))
-    assert min(retry_delay(30) for _ in range(100)) >= RETRY_CAP_S / 2
+    assert all(retry_backoff().next_delay() <= RETRY_BASE_S for _ in range(100))
+    for _ in range(10):
+        backoff = retry_backoff()
+        delays = [backoff.next_delay() for _ in range(60)]
+        assert max(delays) <= RETRY_CAP_S and min(delays[30:]) >= RETRY_CAP_S / 2
+        assert not backoff.exhausted  # a batch is never given up
 
 
 def test_writes_are_retried_until_cassandra_takes_them_with_one_line_each_way(

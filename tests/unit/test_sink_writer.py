@@ -339,7 +339,7 @@ class FakeCluster:
 def test_the_driver_retries_a_lost_node_every_two_seconds_for_ever(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(writer, "Cluster", FakeCluster)
+    monkeypatch.setattr("cassandra.cluster.Cluster", FakeCluster)  # capstock.history.connection
     with pytest.raises(NoHostAvailable):
         writer.connect(SinkConfig(name="s", topics=["t"], mappings={}))
     cluster = FakeCluster.built[-1]
