@@ -41,14 +41,15 @@ def connect(
     the cluster down. A failed attempt shuts it down itself (its threads would outlive
     it) and raises the driver's error (``NoHostAvailable``, ``AuthenticationFailed``)."""
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy
 
+    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=datacenter))
     cluster = Cluster(
         contact_points(hosts),
         port=port,
         auth_provider=PlainTextAuthProvider(user, password or "") if user else None,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=datacenter),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=PROTOCOL_VERSION,
         connect_timeout=connect_timeout,
         reconnection_policy=ExponentialReconnectionPolicy(
