@@ -2,7 +2,7 @@
 
 Nothing else in the producer calls ``time.sleep``. Every wait goes through a
 :class:`Sleeper`, so a shutdown signal cuts it short and tests can record waits instead of
-spending them.
+spending them (``tests/support/clock.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_FACTOR = 2.0
@@ -51,49 +51,6 @@ class Sleeper:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
-
-
-class RecordingSleeper(Sleeper):
-    """A sleeper for tests: records each wait and advances a fake clock instead of waiting."""
-
-    def __init__(self, clock: FakeClock | None = None) -> None:
-        super().__init__()
-        self.waits: list[float] = []
-        self.clock = clock
-
-    def sleep(self, seconds: float) -> None:
-        if self.stopped:
-            raise Interrupted()
-        self.waits.append(seconds)
-        if self.clock is not None:
-            self.clock.advance(seconds)
-
-    def wait(self, seconds: float) -> bool:
-        if self.stopped:
-            return True
-        self.sleep(seconds)
-        return False
-
-    def sleep_through(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        if self.clock is not None:
-            self.clock.advance(seconds)
-
-
-@dataclass
-class FakeClock:
-    """A settable clock (seconds since the epoch) for the pacer and the simulator in tests."""
-
-    now: float = 1_700_000_000.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 @dataclass

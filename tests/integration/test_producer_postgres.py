@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from capstock.backoff import FakeClock, RecordingSleeper, Sleeper
+from capstock.backoff import Sleeper
 from capstock.config import (
     BinanceSettings,
     JobSettings,
@@ -37,6 +37,7 @@ from capstock.tables import RECENT_TRADES, TABLES
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
+from tests.support.clock import FakeClock, RecordingSleeper
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,6 @@
 
 from decimal import Decimal
 
-from capstock.backoff import RecordingSleeper
 from capstock.config import (
     BinanceSettings,
     JobSettings,
@@ -17,6 +16,8 @@ from capstock.exchange.client import ExchangeClient
 from capstock.jobs import Producer
 from capstock.postgres import WriteResult, dedupe
 from capstock.tables import TABLES, Table
+
+from tests.support.clock import RecordingSleeper
 
 
 class MemoryWriter:

@@ -5,10 +5,12 @@ so these tests compare recorded waits with Retry-After values instead of measuri
 """
 
 import pytest
-from capstock.backoff import FakeClock, RecordingSleeper, RetriesExhausted
+from capstock.backoff import RetriesExhausted
 from capstock.config import BinanceSettings, load
 from capstock.exchange.client import Banned, ExchangeClient, SymbolRejected, Unreachable
 from capstock.simulator import start_simulator
+
+from tests.support.clock import FakeClock, RecordingSleeper
 
 
 def exchange(url, sleeper=None, clock=None, **settings):

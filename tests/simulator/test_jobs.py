@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from capstock.backoff import FakeClock
 from capstock.exchange.client import ExchangeClient
 from capstock.simulator import start_simulator
 from capstock.simulator.market import Market
 
 from tests.simulator.producer_fakes import MemoryWriter, make_producer
+from tests.support.clock import FakeClock
 
 
 def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):

@@ -11,8 +11,9 @@ import pytest
 import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
-from capstock.backoff import FakeClock
 from capstock.simulator import Fault, start_simulator
+
+from tests.support.clock import FakeClock
 
 
 def get(sim, path, **params):

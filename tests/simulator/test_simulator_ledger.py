@@ -2,8 +2,9 @@
 capstock.exchange.limits applied per request, fixed windows on the simulator's clock."""
 
 import pytest
-from capstock.backoff import FakeClock
 from capstock.simulator.ledger import Charge, WeightLedger, request_weight
+
+from tests.support.clock import FakeClock
 
 WINDOW_START = 1_700_000_040.0  # a multiple of 60
 

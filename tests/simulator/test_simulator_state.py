@@ -11,12 +11,12 @@ import time
 import pytest
 import requests
 from binance.client import Client
-from capstock.backoff import FakeClock
 from capstock.simulator import Simulator, start_simulator
 from capstock.simulator.market import Market
 from capstock.simulator.state import STATE_FILE
 
 from tests.simulator.producer_fakes import MemoryWriter, make_producer
+from tests.support.clock import FakeClock
 
 T0 = 1_795_000_000.0
 

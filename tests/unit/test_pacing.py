@@ -1,8 +1,10 @@
 """Backoff and the request-weight pacer, on a fake clock."""
 
 import pytest
-from capstock.backoff import Backoff, FakeClock, Interrupted, RecordingSleeper
+from capstock.backoff import Backoff, Interrupted
 from capstock.exchange.pacer import WINDOW_ROLLOVER_MARGIN_SECONDS, WeightPacer
+
+from tests.support.clock import FakeClock, RecordingSleeper
 
 
 def test_backoff_doubles_with_jitter_and_caps():

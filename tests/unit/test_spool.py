@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from capstock.backoff import FakeClock, RecordingSleeper
 from capstock.config import ConfigError
 from capstock.postgres import DatabaseUnavailable, WriteAbandoned, WriteResult, dedupe
 from capstock.spool import (
@@ -26,6 +25,8 @@ from capstock.spool import (
     target_of,
 )
 from capstock.tables import HEARTBEAT, KLINE_DATA, LATEST_PRICES, RECENT_TRADES, TABLES
+
+from tests.support.clock import FakeClock, RecordingSleeper
 
 T0 = datetime(2026, 11, 21, 5, 35, 0, 123000, tzinfo=UTC)
 CONNINFO = "host=127.0.0.1 port=5432 dbname=cap_stock_db user=cap_stock"

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 import pytest
-from capstock.backoff import FakeClock, RecordingSleeper
 from capstock.postgres import (
     SHUTDOWN_GRACE_SECONDS,
     DatabaseUnavailable,
@@ -11,6 +10,8 @@ from capstock.postgres import (
     WriteAbandoned,
 )
 from capstock.tables import HEARTBEAT
+
+from tests.support.clock import FakeClock, RecordingSleeper
 
 UNREACHABLE = "host=127.0.0.1 port=1 dbname=x user=x password=x connect_timeout=1"
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
