@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -54,6 +54,7 @@ SHUTDOWN_GRACE_SECONDS = 20.0
 
 Strategy = Literal["copy", "executemany"]
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(Exception):
@@ -71,7 +72,6 @@ class WriteResult:
     """Distinct rows in the batch (duplicates of one key inside a batch count once)."""
     changed: int
     """Rows inserted or updated; ``rows - changed`` were already present and unchanged."""
-    attempts: int
     spooled: int = 0
     """Rows kept in the local spool instead (Postgres unreachable); they count in ``rows``."""
 
@@ -209,9 +209,7 @@ class PostgresWriter:
         finally:
             self.patience = saved
 
-    def _with_retry(
-        self, what: str, fn: Callable[[psycopg.Connection], object]
-    ) -> tuple[object, int]:
+    def _with_retry(self, what: str, fn: Callable[[psycopg.Connection], T]) -> T:
         """Run ``fn(conn)``; on connection errors reconnect with backoff and run it again,
         until :attr:`patience` runs out (:class:`DatabaseUnavailable`) or a shutdown's
         grace period ends (:class:`WriteAbandoned`)."""
@@ -222,7 +220,7 @@ class PostgresWriter:
         while True:
             attempts += 1
             try:
-                return fn(self._connection()), attempts
+                return fn(self._connection())
             except CONNECTION_ERRORS as e:
                 self._drop_connection()
                 self.reconnects += 1
@@ -288,12 +286,12 @@ class PostgresWriter:
         """Upsert ``rows`` into ``table`` in one transaction (see the module docstring)."""
         values = dedupe(table, rows)
         if not values:
-            return WriteResult(table.name, 0, 0, 0)
+            return WriteResult(table.name, 0, 0)
         write_batch = self._copy_upsert if self.strategy == "copy" else self._executemany_upsert
-        changed, attempts = self._with_retry(
+        changed = self._with_retry(
             f"write {table.name}", lambda conn: write_batch(conn, table, values)
         )
-        return WriteResult(table.name, len(values), int(changed), attempts)
+        return WriteResult(table.name, len(values), changed)
 
     def _copy_upsert(self, conn: psycopg.Connection, table: Table, values: list[tuple]) -> int:
         stage = sql.Identifier(stage_name(table))
@@ -356,9 +354,9 @@ class PostgresWriter:
 
         deleted = 0
         while not self.sleeper.stopped:
-            count, _ = self._with_retry(f"retention {table.name}", delete_batch)
-            deleted += int(count)  # type: ignore[call-overload]
-            if int(count) < batch:  # type: ignore[call-overload]
+            count = self._with_retry(f"retention {table.name}", delete_batch)
+            deleted += count
+            if count < batch:
                 break
         return deleted
 
@@ -376,8 +374,7 @@ class PostgresWriter:
             ).fetchone()
             return row[0] if row else None
 
-        result, _ = self._with_retry("read last trade id", query)
-        return result  # type: ignore[return-value]
+        return self._with_retry("read last trade id", query)
 
     def trade_gaps_total(self, source: str) -> int:
         """The trade-gap total stored in ``source``'s heartbeat row (0 when there is none):
@@ -394,5 +391,4 @@ class PostgresWriter:
             ).fetchone()
             return row[0] if row and row[0] is not None else 0
 
-        result, _ = self._with_retry("read trade gaps total", query)
-        return result  # type: ignore[return-value]
+        return self._with_retry("read trade gaps total", query)

@@ -62,7 +62,6 @@ class _Guard:
     def __init__(self, name: str, job: Callable[[], JobResult]) -> None:
         self.name = name
         self.job = job
-        self.failures = 0
 
     def __call__(self) -> None:
         try:
@@ -70,7 +69,6 @@ class _Guard:
         except (Interrupted, WriteAbandoned):
             raise
         except Exception:
-            self.failures += 1
             log.exception("job=%s failed (will run again on schedule)", self.name)
 
 

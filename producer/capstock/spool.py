@@ -565,7 +565,7 @@ class SpoolingWriter:
             if written is not None:
                 for batch in batches:
                     self.spool.remove(batch.path)
-                return [written] + [WriteResult(table.name, 0, 0, 0)] * (len(batches) - 1)
+                return [written] + [WriteResult(table.name, 0, 0)] * (len(batches) - 1)
         results = (self._replay_file(batch.path) for batch in batches)
         return [r for r in results if r is not None]
 
@@ -593,7 +593,7 @@ class SpoolingWriter:
         stays unreachable. ``rows`` in the result counts distinct rows either way."""
         rows = list(rows)
         if not rows:
-            return WriteResult(table.name, 0, 0, 0)
+            return WriteResult(table.name, 0, 0)
         try:
             self._ensure_schema()
             self.replay()
@@ -634,7 +634,7 @@ class SpoolingWriter:
         log.warning(
             "spooled %d rows of %s to %s (postgres unreachable)", len(values), table.name, path
         )
-        return WriteResult(table.name, len(values), 0, 0, spooled=len(values))
+        return WriteResult(table.name, len(values), 0, spooled=len(values))
 
     def _wait_for_postgres(self, table: Table, rows: list[dict], count: int) -> WriteResult:
         sleeper = self.postgres.sleeper

@@ -80,7 +80,6 @@ class Table:
     clustering_key: tuple[tuple[str, Order], ...]
     ttl_seconds: int | None
     on_conflict: OnConflict = "ignore"
-    description: str = ""
     # Whether the retention job deletes this table's old rows from Postgres (the
     # sink ignores those deletes, so Cassandra keeps the history).
     pruned: bool = True
@@ -157,7 +156,6 @@ _INGESTED_AT = _col("ingested_at", "time", pg_default=NOW_MS)
 
 KLINE_DATA = Table(
     name="kline_data",
-    description="Candles from GET /api/v3/klines; the open candle is updated until it closes.",
     columns=(
         _col("symbol", "text"),
         _col("interval", "text"),
@@ -182,10 +180,10 @@ KLINE_DATA = Table(
     ttl_seconds=None,
     on_conflict="update",
 )
+"""Candles from GET /api/v3/klines; the open candle is updated until it closes."""
 
 RECENT_TRADES = Table(
     name="recent_trades",
-    description="Trades from GET /api/v3/trades, deduplicated by trade id.",
     columns=(
         _col("symbol", "text"),
         _col("trade_id", "bigint"),
@@ -204,10 +202,10 @@ RECENT_TRADES = Table(
     ttl_seconds=30 * DAY_SECONDS,
     on_conflict="ignore",
 )
+"""Trades from GET /api/v3/trades, deduplicated by trade id."""
 
 ORDER_BOOK = Table(
     name="order_book",
-    description="Top-N levels per side from GET /api/v3/depth, one snapshot_time per fetch.",
     columns=(
         _col("symbol", "text"),
         _col("snapshot_time", "time"),
@@ -225,10 +223,10 @@ ORDER_BOOK = Table(
     ttl_seconds=14 * DAY_SECONDS,
     on_conflict="ignore",
 )
+"""Top-N levels per side from GET /api/v3/depth, one snapshot_time per fetch."""
 
 TOP_24HR = Table(
     name="top_24hr",
-    description="Rolling 24h statistics from GET /api/v3/ticker/24hr for the ranked universe.",
     columns=(
         _col("symbol", "text"),
         _col("close_time", "time"),
@@ -258,10 +256,10 @@ TOP_24HR = Table(
     ttl_seconds=365 * DAY_SECONDS,
     on_conflict="update",
 )
+"""Rolling 24h statistics from GET /api/v3/ticker/24hr for the ranked universe."""
 
 LATEST_PRICES = Table(
     name="latest_prices",
-    description="GET /api/v3/ticker/price; the response has no time, so ts is the fetch time.",
     columns=(
         _col("symbol", "text"),
         _col("ts", "time"),
@@ -275,16 +273,10 @@ LATEST_PRICES = Table(
     ttl_seconds=90 * DAY_SECONDS,
     on_conflict="ignore",
 )
+"""GET /api/v3/ticker/price; the response has no time, so ts is the fetch time."""
 
 HEARTBEAT = Table(
     name="heartbeat",
-    description=(
-        "One row per source, overwritten on every beat: 'producer' writes it on a timer, "
-        "Debezium's heartbeat action query writes 'debezium'. trade_gaps_total counts "
-        "every trade-id gap any producer run found (each run adds to the stored total). "
-        "exchange_error says why the exchange cannot be used (a ban, no connection) and "
-        "exchange_error_since since when; both NULL while it answers."
-    ),
     columns=(
         _col("source", "text"),
         _col("beat_time", "time"),
@@ -301,6 +293,12 @@ HEARTBEAT = Table(
     on_conflict="update",
     pruned=False,
 )
+"""One row per source, overwritten on every beat: 'producer' writes it on a timer, Debezium's
+heartbeat action query writes 'debezium'. trade_gaps_total counts every trade-id gap any
+producer run found (each run adds to the stored total). exchange_error says why the exchange
+cannot be used (a ban, no connection) and exchange_error_since since when; both NULL while it
+answers.
+"""
 
 DEBEZIUM_HEARTBEAT_SOURCE = "debezium"
 

@@ -41,7 +41,7 @@ class MemoryWriter:
                 stored[key] = row
                 changed += 1
         self.batches.append((table.name, len(values)))
-        return WriteResult(table.name, len(values), changed, 1)
+        return WriteResult(table.name, len(values), changed)
 
     def delete_older_than(self, table: Table, cutoff, batch):
         stored = self.tables[table.name]

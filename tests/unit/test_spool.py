@@ -121,7 +121,7 @@ class FakePostgres:
         rows = list(rows)
         self.committed.append((table.name, rows))
         n = len(dedupe(table, rows))
-        return WriteResult(table.name, n, n, 1)
+        return WriteResult(table.name, n, n)
 
     def delete_older_than(self, table, cutoff, batch) -> int:
         self._reach()

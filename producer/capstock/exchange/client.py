@@ -319,9 +319,6 @@ class ExchangeClient:
     def ping(self) -> dict:
         return self.call("ping", limits.WEIGHT_PING, self.client.ping)
 
-    def server_time_ms(self) -> int:
-        return int(self.call("time", limits.WEIGHT_TIME, self.client.get_server_time)["serverTime"])
-
     def ticker_24hr(self, symbols: list[str] | None = None) -> list[dict]:
         """24h statistics: every symbol (weight 80) or the given ones (2/40/80 by count)."""
         if symbols is None:
