@@ -37,7 +37,7 @@ from capstock.exchange.client import (
     SymbolRejected,
     Unreachable,
 )
-from capstock.postgres import WriteResult
+from capstock.postgres import WriteAbandoned, WriteResult
 from capstock.tables import (
     HEARTBEAT,
     KLINE_DATA,
@@ -101,6 +101,8 @@ class JobResult:
     spooled: int = 0
     banned: bool = False
     """The exchange banned us before or during this run (the rest of it was skipped)."""
+    crashed: bool = False
+    """The job raised instead of returning (logged with the error; not a shutdown)."""
 
     def line(self) -> str:
         return (
@@ -572,10 +574,24 @@ class Producer:
         }
 
     def once(self) -> list[JobResult]:
-        """One full cycle: every job once, universe first. Stops early on shutdown."""
+        """One full cycle: every job once, universe first (``cap-stock once``).
+
+        A job that raises is logged with its traceback and counted as ``crashed``; the cycle
+        goes on with the next job. A shutdown (:class:`Interrupted`, or a batch abandoned
+        at shutdown) ends the cycle after a line saying which job it stopped.
+        """
         results = []
-        for job in self.jobs().values():
+        for name, job in self.jobs().items():
             if self.sleeper.stopped:
                 break
-            results.append(job())
+            try:
+                results.append(job())
+            except (Interrupted, WriteAbandoned) as e:
+                log.warning("job=%s stopped: %s", name, e)
+                crashed = not self.sleeper.stopped
+                results.append(JobResult(name, interrupted=True, crashed=crashed))
+                break
+            except Exception:
+                log.exception("job=%s failed", name)
+                results.append(JobResult(name, crashed=True))
         return results

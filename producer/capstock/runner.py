@@ -121,22 +121,8 @@ def run_once(producer: Producer) -> int:
     writer.open()
     status = EXIT_OK
     try:
-        for name, job in producer.jobs().items():
-            if producer.sleeper.stopped:
-                break
-            try:
-                result = job()
-            except (Interrupted, WriteAbandoned) as e:
-                log.warning("job=%s stopped: %s", name, e)
-                if not producer.sleeper.stopped:
-                    status = EXIT_FAILED
-                break
-            except Exception:
-                log.exception("job=%s failed", name)
-                status = EXIT_FAILED
-            else:
-                if result.banned:
-                    status = EXIT_FAILED
+        if any(result.crashed or result.banned for result in producer.once()):
+            status = EXIT_FAILED
     finally:
         status = _stopped(writer, status)
     return status

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from capstock.backoff import Interrupted
 from capstock.exchange.client import ExchangeClient
+from capstock.jobs import JobResult
 from capstock.simulator import start_simulator
 from capstock.simulator.market import Market
 
@@ -338,3 +340,47 @@ def test_jobs_without_a_universe_count_as_failed(caplog):
     assert "job=trades skipped: no universe yet" in caplog.text
     assert "failed=1" in result.line()
     assert producer.sleeper.waits == []  # the heartbeat is not kept waiting by retries
+
+
+def _scripted_jobs(producer, **errors):
+    """Replace every job of ``producer`` by one that records its run and raises
+    ``errors[name]`` if given."""
+    ran = []
+
+    def scripted(name):
+        def run():
+            ran.append(name)
+            if name in errors:
+                raise errors[name]
+            return JobResult(name)
+
+        return run
+
+    for name, job in producer.jobs().items():
+        setattr(producer, job.__name__, scripted(name))
+    return ran
+
+
+def test_a_job_that_raises_is_logged_and_the_cycle_goes_on(caplog):
+    producer = make_producer("http://127.0.0.1:9/api")
+    ran = _scripted_jobs(producer, trades=RuntimeError("boom"))
+    results = producer.once()
+    assert ran == list(producer.jobs()), "every job ran once, in order"
+    assert [r.job for r in results if r.crashed] == ["trades"]
+    assert "job=trades failed" in caplog.text and "boom" in caplog.text
+
+
+def test_a_shutdown_ends_the_cycle_without_counting_as_a_crash(caplog):
+    producer = make_producer("http://127.0.0.1:9/api")
+
+    def stop_during_depth():
+        producer.sleeper.stop()
+        raise Interrupted()
+
+    ran = _scripted_jobs(producer)
+    producer.depth = stop_during_depth
+    results = producer.once()
+    assert ran == ["ticker_24hr", "klines", "trades"]
+    assert results[-1].job == "depth" and results[-1].interrupted
+    assert not any(r.crashed for r in results)
+    assert "job=depth stopped" in caplog.text
