@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from capstock.backoff import Backoff, Sleeper
 from capstock.cassandra_schema import KeyspaceOptions, access_cql, apply_schema
 from capstock.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, Command, register, setup_logging
 from capstock.config import _COMMON, LogSettings, load
@@ -24,6 +24,9 @@ from capstock.connectors import SINK_CONFIG, sink_config_is_current, write_sink_
 log = logging.getLogger("capstock.cassandra")
 
 CONNECT_ATTEMPTS = 6
+CONNECT_BACKOFF_BASE_SECONDS = 2.0
+CONNECT_BACKOFF_CAP_SECONDS = 10.0
+"""Waits between connection attempts while Cassandra starts (with jitter, see Backoff)."""
 
 
 class CassandraSettings(BaseSettings):
@@ -58,8 +61,9 @@ class CassandraSettings(BaseSettings):
     def grants(self) -> list[str]:
         return access_cql(self.keyspace, self.user, self.reader_user)
 
-    def session(self):  # type: ignore[no-untyped-def]
-        """(cluster, session) as the administrator, retrying while Cassandra starts."""
+    def session(self, sleeper: Sleeper | None = None):  # type: ignore[no-untyped-def]
+        """(cluster, session) as the administrator, retrying while Cassandra starts:
+        :data:`CONNECT_ATTEMPTS` tries, waits from :class:`capstock.backoff.Backoff`."""
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import Cluster, NoHostAvailable
         from cassandra.policies import DCAwareRoundRobinPolicy
@@ -74,18 +78,28 @@ class CassandraSettings(BaseSettings):
             protocol_version=5,
             connect_timeout=10,
         )
-        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        sleeper = sleeper or Sleeper()
+        backoff = Backoff(
+            base=CONNECT_BACKOFF_BASE_SECONDS,
+            cap=CONNECT_BACKOFF_CAP_SECONDS,
+            max_attempts=CONNECT_ATTEMPTS - 1,
+        )
+        while True:
             try:
                 return cluster, cluster.connect()
             except NoHostAvailable as err:
-                if attempt == CONNECT_ATTEMPTS:
+                if backoff.exhausted:
                     cluster.shutdown()
                     raise
+                delay = backoff.next_delay()
                 log.warning(
-                    "cassandra not reachable at %s:%s (%s); retrying", self.host, self.port, err
+                    "cassandra not reachable at %s:%s (%s); retrying in %.1fs",
+                    self.host,
+                    self.port,
+                    err,
+                    delay,
                 )
-                time.sleep(2 * attempt)
-        raise AssertionError("unreachable")
+                sleeper.sleep(delay)
 
 
 def _cmd_cassandra_setup(_args: argparse.Namespace) -> int:
