@@ -64,8 +64,40 @@ from capstock.universe import Ranked, Selection, describe_left_out, select_unive
 log = logging.getLogger("capstock.jobs")
 
 HEARTBEAT_SOURCE = "producer"
-EXCHANGE_JOBS = ("ticker_24hr", "klines", "trades", "depth", "prices")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of the producer, declared once in :data:`JOBS`."""
+
+    name: str
+    """The name in log lines (``job=klines``)."""
+    method: str
+    """The :class:`Producer` method that runs it."""
+    interval: str
+    """The :class:`capstock.config.JobSettings` field with its interval in seconds."""
+    writes: Table | None
+    """The table it fills (retention only deletes)."""
+    calls_exchange: bool = False
+    """It calls the exchange, so it is skipped while the exchange bans us."""
+
+
+JOBS: tuple[Job, ...] = (
+    Job("ticker_24hr", "refresh_universe", "ticker_seconds", TOP_24HR, calls_exchange=True),
+    Job("klines", "klines", "klines_seconds", KLINE_DATA, calls_exchange=True),
+    Job("trades", "trades", "trades_seconds", RECENT_TRADES, calls_exchange=True),
+    Job("depth", "depth", "depth_seconds", ORDER_BOOK, calls_exchange=True),
+    Job("prices", "prices", "prices_seconds", LATEST_PRICES, calls_exchange=True),
+    Job("heartbeat", "heartbeat", "heartbeat_seconds", HEARTBEAT),
+    Job("retention", "retention", "retention_seconds", None),
+)
+"""Every job, in the order one cycle (``cap-stock once``) runs them: the universe first, as
+the per-symbol jobs need it. ``cap-stock run`` runs each on its own interval."""
+
+EXCHANGE_JOBS = tuple(job.name for job in JOBS if job.calls_exchange)
 """Jobs that call the exchange, so skip while it bans us."""
+WRITTEN_EVERY = {job.writes.name: job.interval for job in JOBS if job.writes is not None}
+"""Table name → the JobSettings field of the interval at which its job writes it."""
 EXAMPLES = 5
 """Symbols named in a log line about many (the count says how many there are)."""
 
@@ -562,16 +594,12 @@ class Producer:
     # -- cycles ----------------------------------------------------------------------------
 
     def jobs(self) -> dict[str, Callable[[], JobResult]]:
-        """Every job by name, in the order one cycle runs them."""
-        return {
-            "ticker_24hr": self.refresh_universe,
-            "klines": self.klines,
-            "trades": self.trades,
-            "depth": self.depth,
-            "prices": self.prices,
-            "heartbeat": self.heartbeat,
-            "retention": self.retention,
-        }
+        """Every job by name, in the order one cycle runs them (:data:`JOBS`)."""
+        return {job.name: getattr(self, job.method) for job in JOBS}
+
+    def intervals(self) -> dict[str, float]:
+        """Every job's interval in seconds, by name, from the settings (:data:`JOBS`)."""
+        return {job.name: getattr(self.settings.jobs, job.interval) for job in JOBS}
 
     def once(self) -> list[JobResult]:
         """One full cycle: every job once, universe first (``cap-stock once``).

@@ -132,16 +132,7 @@ def run_forever(producer: Producer) -> int:
     """The spool first, then every job on its own interval until SIGTERM/SIGINT. Exit status:
     see the module docstring."""
     writer = _writer(producer)
-    j = producer.settings.jobs
-    intervals = {
-        "ticker_24hr": j.ticker_seconds,
-        "klines": j.klines_seconds,
-        "trades": j.trades_seconds,
-        "depth": j.depth_seconds,
-        "prices": j.prices_seconds,
-        "heartbeat": j.heartbeat_seconds,
-        "retention": j.retention_seconds,
-    }
+    intervals = producer.intervals()
     scheduler = schedule.Scheduler()
     for name, job in producer.jobs().items():
         scheduler.every(intervals[name]).seconds.do(_Guard(name, job)).tag(name)

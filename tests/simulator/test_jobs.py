@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from capstock.backoff import Interrupted
 from capstock.exchange.client import ExchangeClient
-from capstock.jobs import JobResult
+from capstock.jobs import JOBS, JobResult
 from capstock.simulator import start_simulator
 from capstock.simulator.market import Market
 
@@ -384,3 +384,12 @@ def test_a_shutdown_ends_the_cycle_without_counting_as_a_crash(caplog):
     assert results[-1].job == "depth" and results[-1].interrupted
     assert not any(r.crashed for r in results)
     assert "job=depth stopped" in caplog.text
+
+
+def test_jobs_and_intervals_follow_the_job_table():
+    producer = make_producer("http://127.0.0.1:9/api")
+    assert list(producer.jobs()) == [job.name for job in JOBS]
+    assert producer.jobs()["ticker_24hr"] == producer.refresh_universe
+    intervals = producer.intervals()
+    assert list(intervals) == list(producer.jobs())
+    assert intervals["heartbeat"] == producer.settings.jobs.heartbeat_seconds
