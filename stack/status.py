@@ -28,15 +28,6 @@ RUN_RECORD = "pipeline.json"
 # A table is stale when its newest row is older than this many job intervals (plus slack).
 STALE_INTERVALS = 3
 STALE_SLACK_S = 30.0
-# The job (JobSettings field) that writes each table.
-WRITTEN_EVERY = {
-    "kline_data": "klines_seconds",
-    "recent_trades": "trades_seconds",
-    "order_book": "depth_seconds",
-    "top_24hr": "ticker_seconds",
-    "latest_prices": "prices_seconds",
-    "heartbeat": "heartbeat_seconds",
-}
 
 
 # -- the run record: what `make demo` / `make up` meant to run --------------------------
@@ -148,6 +139,7 @@ def connector_entries(settings: StackSettings, state: dict[str, Any]) -> list[di
 def job_intervals(settings: StackSettings) -> dict[str, float]:
     """The producer's job intervals as it was started (its spec), else the defaults."""
     from capstock.config import JobSettings, load
+    from capstock.jobs import WRITTEN_EVERY
 
     from stack.preflight import environment
 
