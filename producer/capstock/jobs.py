@@ -48,6 +48,7 @@ from capstock.tables import (
     TOP_24HR,
     Table,
 )
+from capstock.trade_gaps import Gap, account_trade_ids
 from capstock.transforms import (
     book_rows,
     heartbeat_row,
@@ -431,39 +432,42 @@ class Producer:
                 context=f"trades {r.symbol}",
             )
             result.bad += bad
-            if r.symbol not in self.last_trade_ids:
-                self.last_trade_ids[r.symbol] = self.writer.last_trade_id(r.symbol)
-            last = self.last_trade_ids[r.symbol]
-            new = sorted(
-                (row for row in rows if last is None or row["trade_id"] > last),
-                key=lambda row: row["trade_id"],
+            ids = account_trade_ids(
+                self._last_trade_id(r.symbol), (row["trade_id"] for row in rows)
             )
-            prev = last
-            for row in new:
-                tid = row["trade_id"]
-                if prev is not None and tid != prev + 1:
-                    missing = tid - prev - 1
-                    result.gaps += 1
-                    if self.trade_gaps_stored is None:
-                        self._read_trade_gaps()
-                    self.trade_gaps_unsaved += 1
-                    self.trade_ids_missing_total += missing
-                    log.warning(
-                        "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d",
-                        r.symbol,
-                        prev,
-                        tid,
-                        missing,
-                        self.trade_gaps_total,
-                    )
-                prev = tid
-            if new:
-                pending[r.symbol] = new[-1]["trade_id"]
-            return new
+            self._count_gaps(r.symbol, ids.gaps, result)
+            if ids.new:
+                pending[r.symbol] = ids.new[-1]
+            by_id = {row["trade_id"]: row for row in rows}
+            return [by_id[trade_id] for trade_id in ids.new]
 
         result = self._per_symbol("trades", RECENT_TRADES, fetch)
         self.last_trade_ids.update(pending)
         return result
+
+    def _last_trade_id(self, symbol: str) -> int | None:
+        """The highest trade id stored for ``symbol``: remembered, else read from Postgres
+        once (so gap detection resumes after a restart)."""
+        if symbol not in self.last_trade_ids:
+            self.last_trade_ids[symbol] = self.writer.last_trade_id(symbol)
+        return self.last_trade_ids[symbol]
+
+    def _count_gaps(self, symbol: str, gaps: tuple[Gap, ...], result: JobResult) -> None:
+        """Add ``gaps`` to the run's and the persistent counters, one log line each."""
+        for gap in gaps:
+            result.gaps += 1
+            if self.trade_gaps_stored is None:
+                self._read_trade_gaps()
+            self.trade_gaps_unsaved += 1
+            self.trade_ids_missing_total += gap.missing
+            log.warning(
+                "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d",
+                symbol,
+                gap.last_seen,
+                gap.next,
+                gap.missing,
+                self.trade_gaps_total,
+            )
 
     def depth(self) -> JobResult:
         levels = self.settings.jobs.depth_levels
