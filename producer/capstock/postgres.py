@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
+from operator import itemgetter
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -80,15 +81,33 @@ def dedupe(table: Table, rows: Iterable[dict]) -> list[tuple]:
     """Rows as tuples in column order, one per primary key (the last occurrence wins).
 
     ``ON CONFLICT DO UPDATE`` refuses to touch one row twice in a statement, so a batch
-    must not repeat a key.
+    must not repeat a key. Every row must have exactly the table's columns as keys (a
+    ``None`` value is NULL); otherwise :class:`capstock.tables.RowMismatch` names them.
     """
     cols = table.column_names
-    pk_idx = [cols.index(k) for k in table.primary_key]
+    width = len(cols)
+    values_of = _getter(cols)
+    key_of = _getter([cols.index(k) for k in table.primary_key])
     out: dict[tuple, tuple] = {}
-    for row in rows:
-        values = tuple(row.get(c) for c in cols)
-        out[tuple(values[i] for i in pk_idx)] = values
+    row: dict = {}
+    try:
+        for row in rows:
+            values = values_of(row)
+            if len(row) != width:
+                raise KeyError
+            out[key_of(values)] = values
+    except KeyError:
+        table.check_row(row)
+        raise
     return list(out.values())
+
+
+def _getter(keys: Sequence) -> Callable[[Any], tuple]:
+    """``itemgetter`` that always returns a tuple (it returns a bare value for one key)."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda item: (item[key],)
+    return itemgetter(*keys)
 
 
 def _idents(names: Sequence[str]) -> sql.Composed:

@@ -310,11 +310,15 @@ class Spool:
         if len(raw) != header.get("rows"):
             raise SpoolCorrupt(f"{len(raw)} rows, the header says {header.get('rows')}")
         types = [table.column(c).pg_type for c in columns]
+        # A file written before a column was added has no value for it: NULL, as the
+        # column is nullable (see tables.postgres_added_columns).
+        added = {c: None for c in table.column_names if c not in columns}
         rows = []
         for values in raw:
             if not isinstance(values, list) or len(values) != len(columns):
                 raise SpoolCorrupt(f"row {values!r} does not match the columns {columns}")
-            rows.append({c: _decode(t, v) for c, t, v in zip(columns, types, values, strict=True)})
+            decoded = zip(columns, types, values, strict=True)
+            rows.append({**added, **{c: _decode(t, v) for c, t, v in decoded}})
         return SpooledBatch(path, table, target, rows)
 
     def header(self, path: Path) -> dict:

@@ -45,6 +45,10 @@ DAY_SECONDS = 24 * 60 * 60
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
+class RowMismatch(ValueError):
+    """A row whose keys are not its table's columns: a row builder and the registry disagree."""
+
+
 @dataclass(frozen=True)
 class Column:
     """One column, typed for both stores.
@@ -111,6 +115,18 @@ class Table:
             if c.name == name:
                 return c
         raise KeyError(f"{self.name} has no column {name!r}")
+
+    def check_row(self, row: dict) -> None:
+        """Raise :class:`RowMismatch`, naming the table and the keys, unless ``row`` has
+        exactly this table's columns as keys."""
+        missing = [name for name in self.column_names if name not in row]
+        unknown = sorted(str(key) for key in row if key not in self.column_names)
+        if missing or unknown:
+            raise RowMismatch(
+                f"a {self.name} row does not match the table's columns: "
+                f"missing {missing or 'none'}, unknown {unknown or 'none'} "
+                "(the columns are declared in capstock/tables.py)"
+            )
 
     @property
     def cassandra_primary_key(self) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ from capstock.jobs import Producer
 from capstock.postgres import PostgresWriter
 from capstock.simulator import start_simulator
 from capstock.tables import RECENT_TRADES, TABLES
+from capstock.transforms import heartbeat_row
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
@@ -250,7 +251,9 @@ def test_trade_gap_total_adds_across_producer_runs(postgres_conninfo, frozen_mar
     # A beat that does not know the total (Postgres was away for the read) writes NULL,
     # and the upsert keeps the stored total.
     now = datetime.now(UTC)
-    row = {"source": "producer", "beat_time": now, "trade_gaps_total": None, "ingested_at": now}
+    row = heartbeat_row(
+        "producer", beat_time=now, weight_used_1m=None, trade_gaps_total=None, ingested_at=now
+    )
     second.writer.write(TABLES["heartbeat"], [row])
     second.writer.close()
     assert stored() == 2

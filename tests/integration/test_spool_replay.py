@@ -25,6 +25,7 @@ from capstock.cli import EXIT_OK, EXIT_SPOOLED
 from capstock.postgres import PostgresWriter, dedupe
 from capstock.spool import Spool, SpoolingWriter, target_of
 from capstock.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES
+from capstock.transforms import heartbeat_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
@@ -74,6 +75,13 @@ def _kline(volume: str, closed: bool) -> dict:
     }
 
 
+def _beat() -> dict:
+    """A beat that knows neither the weight nor the gap total."""
+    return heartbeat_row(
+        "producer", beat_time=T0, weight_used_1m=None, trade_gaps_total=None, ingested_at=T0
+    )
+
+
 def _counts(conninfo: str) -> dict[str, int]:
     with psycopg.connect(conninfo) as conn:
         return {
@@ -92,7 +100,7 @@ def test_replay_on_start_writes_spooled_rows_exactly_in_order_and_only_once(
         (RECENT_TRADES, _trades()),
         (KLINE_DATA, [_kline("1.50000000", closed=False)]),  # the open candle ...
         (KLINE_DATA, [_kline("2.25000000", closed=True)]),  # ... then its final image
-        (HEARTBEAT, [{"source": "producer", "beat_time": T0, "ingested_at": T0}]),
+        (HEARTBEAT, [_beat()]),
     ]
     for table, rows in batches:
         spool.put(table, dedupe(table, rows), target=target)

@@ -76,6 +76,8 @@ def beat(n: int) -> dict:
         "weight_used_1m": n,
         "trade_gaps_total": 0,
         "ingested_at": T0 + timedelta(seconds=n),
+        "exchange_error": None,
+        "exchange_error_since": None,
     }
 
 
@@ -432,3 +434,14 @@ def test_if_the_spool_fails_the_batch_is_written_when_postgres_returns(
     assert result.spooled == 0 and pg.committed == [("recent_trades", [trade(1)])]
     assert waits == [PROBE_SECONDS]
     assert "cannot spool 1 rows of recent_trades" in caplog.text
+
+
+def test_a_file_from_before_a_column_was_added_reads_back_with_nulls(spool):
+    path = spool.put(HEARTBEAT, dedupe(HEARTBEAT, [beat(1)]), target="t")
+    header, row = (json.loads(line) for line in path.read_text().splitlines())
+    old = len(header["columns"]) - 2  # written before exchange_error and its since
+    header["columns"] = header["columns"][:old]
+    path.write_text(f"{json.dumps(header)}\n{json.dumps(row[:old])}\n")
+    (back,) = spool.read(path).rows
+    assert back == beat(1), "the columns the file lacks are NULL"
+    assert dedupe(HEARTBEAT, [back]) == dedupe(HEARTBEAT, [beat(1)])

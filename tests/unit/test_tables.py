@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from capstock.tables import TABLES, Column, Table, postgres_ddl, postgres_schema
+from capstock.tables import TABLES, Column, RowMismatch, Table, postgres_ddl, postgres_schema
 
 EXPECTED_KEYS = {
     "kline_data": (("symbol", "interval", "open_time"), ("symbol", "interval")),
@@ -134,3 +134,36 @@ def test_a_not_null_column_without_default_cannot_be_added_later() -> None:
 
     with pytest.raises(ValueError, match=r"heartbeat\.beat_time: a column added later"):
         postgres_added_columns(HEARTBEAT, ["source"])
+
+
+def _beat(**changes):
+    row = dict.fromkeys(TABLES["heartbeat"].column_names, 1) | {"source": "producer"}
+    return row | changes
+
+
+def test_a_row_without_a_column_is_an_error_not_null():
+    from capstock.postgres import dedupe
+
+    row = _beat()
+    del row["exchange_error"]
+    with pytest.raises(RowMismatch, match=r"heartbeat row .* missing \['exchange_error'\]"):
+        dedupe(TABLES["heartbeat"], [_beat(), row])
+
+
+def test_a_row_with_an_unknown_key_is_an_error():
+    from capstock.postgres import dedupe
+
+    with pytest.raises(RowMismatch, match=r"heartbeat row .* unknown \['weight'\]"):
+        dedupe(TABLES["heartbeat"], [_beat(weight=5)])
+    row = _beat(weight=5)
+    del row["beat_time"]
+    with pytest.raises(RowMismatch, match=r"missing \['beat_time'\], unknown \['weight'\]"):
+        dedupe(TABLES["heartbeat"], [row])
+
+
+def test_none_is_null_and_an_empty_batch_is_empty():
+    from capstock.postgres import dedupe
+
+    (values,) = dedupe(TABLES["heartbeat"], [_beat(exchange_error=None)])
+    assert values[TABLES["heartbeat"].column_names.index("exchange_error")] is None
+    assert dedupe(TABLES["heartbeat"], []) == []

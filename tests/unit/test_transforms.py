@@ -4,10 +4,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from capstock.tables import TABLES
 from capstock.transforms import (
     BadRecord,
     book_rows,
     dec,
+    heartbeat_row,
     kline_row,
     ms_to_utc,
     parse_each,
@@ -32,6 +34,44 @@ KLINE = [
     "28.46694368",
     "0",
 ]
+TRADE = {
+    "id": 28457,
+    "price": "4.00000100",
+    "qty": "12.00000000",
+    "quoteQty": "48.000012",
+    "time": 1499865549590,
+    "isBuyerMaker": True,
+    "isBestMatch": True,
+}
+TICKER_24HR = {
+    "symbol": "BNBBTC",
+    "priceChange": "-94.99999800",
+    "priceChangePercent": "-95.960",
+    "weightedAvgPrice": "0.29628482",
+    "prevClosePrice": "0.10002000",
+    "lastPrice": "4.00000200",
+    "lastQty": "200.00000000",
+    "bidPrice": "4.00000000",
+    "bidQty": "100.00000000",
+    "askPrice": "4.00000200",
+    "askQty": "100.00000000",
+    "openPrice": "99.00000000",
+    "highPrice": "100.00000000",
+    "lowPrice": "0.10000000",
+    "volume": "8913.30000000",
+    "quoteVolume": "15.30000000",
+    "openTime": 1499783499040,
+    "closeTime": 1499869899040,
+    "firstId": 28385,
+    "lastId": 28460,
+    "count": 76,
+}
+BOOK = {
+    "lastUpdateId": 1027024,
+    "bids": [["4.00000000", "431.00000000"]],
+    "asks": [["4.00000200", "12.00000000"]],
+}
+PRICE = {"symbol": "LTCBTC", "price": "4.00000200"}
 
 
 def test_ms_to_utc_is_exact_to_the_millisecond():
@@ -92,16 +132,7 @@ def test_malformed_klines_are_bad_records(raw):
 
 
 def test_trade_row():
-    raw = {
-        "id": 28457,
-        "price": "4.00000100",
-        "qty": "12.00000000",
-        "quoteQty": "48.000012",
-        "time": 1499865549590,
-        "isBuyerMaker": True,
-        "isBestMatch": True,
-    }
-    row = trade_row("BNBBTC", raw, ingested_at=NOW)
+    row = trade_row("BNBBTC", TRADE, ingested_at=NOW)
     assert row == {
         "symbol": "BNBBTC",
         "trade_id": 28457,
@@ -160,30 +191,7 @@ def test_book_with_a_bad_level_is_rejected_whole():
 
 
 def test_ticker_24hr_row():
-    raw = {
-        "symbol": "BNBBTC",
-        "priceChange": "-94.99999800",
-        "priceChangePercent": "-95.960",
-        "weightedAvgPrice": "0.29628482",
-        "prevClosePrice": "0.10002000",
-        "lastPrice": "4.00000200",
-        "lastQty": "200.00000000",
-        "bidPrice": "4.00000000",
-        "bidQty": "100.00000000",
-        "askPrice": "4.00000200",
-        "askQty": "100.00000000",
-        "openPrice": "99.00000000",
-        "highPrice": "100.00000000",
-        "lowPrice": "0.10000000",
-        "volume": "8913.30000000",
-        "quoteVolume": "15.30000000",
-        "openTime": 1499783499040,
-        "closeTime": 1499869899040,
-        "firstId": 28385,
-        "lastId": 28460,
-        "count": 76,
-    }
-    row = ticker_24hr_row(raw, rank=1, ingested_at=NOW)
+    row = ticker_24hr_row(TICKER_24HR, rank=1, ingested_at=NOW)
     assert row["close_time"] == ms_to_utc(1499869899040)
     assert row["open_time"] == ms_to_utc(1499783499040)
     assert row["price_change_percent"] == Decimal("-95.960")
@@ -214,3 +222,25 @@ def test_parse_each_counts_bad_records_and_keeps_the_rest(caplog):
     assert [r["symbol"] for r in rows] == ["A"]
     assert bad == 2
     assert "bad record context=t" in caplog.text
+
+
+ROW_OF_TABLE = {
+    "kline_data": lambda: kline_row("BNBBTC", "1m", KLINE, now=NOW, rank=1, ingested_at=NOW),
+    "recent_trades": lambda: trade_row("BNBBTC", TRADE, ingested_at=NOW),
+    "order_book": lambda: book_rows("BNBBTC", BOOK, snapshot_time=NOW, levels=5, ingested_at=NOW)[
+        0
+    ],
+    "top_24hr": lambda: ticker_24hr_row(TICKER_24HR, rank=1, ingested_at=NOW),
+    "latest_prices": lambda: price_row(PRICE, ts=NOW, ingested_at=NOW),
+    "heartbeat": lambda: heartbeat_row(
+        "producer", beat_time=NOW, weight_used_1m=1, trade_gaps_total=0, ingested_at=NOW
+    ),
+}
+"""One row from each table's builder, built from the samples in the builders' docstrings."""
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_each_builder_fills_exactly_its_tables_columns(name):
+    assert name in ROW_OF_TABLE, f"no row builder is tested for {name}"
+    row = ROW_OF_TABLE[name]()
+    assert sorted(row) == sorted(TABLES[name].column_names)

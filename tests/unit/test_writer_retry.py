@@ -21,6 +21,8 @@ ROW = {
     "weight_used_1m": 1,
     "trade_gaps_total": 0,
     "ingested_at": NOW,
+    "exchange_error": None,
+    "exchange_error_since": None,
 }
 
 
