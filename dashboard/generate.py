@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from capstock.tables import LATEST_PRICES
+from capstock.exchange.limits import REQUEST_WEIGHT_LIMIT_1M, WEIGHT_SHARE_MAX, WEIGHT_SHARE_WARN
+from capstock.tables import LATEST_PRICES, TABLES, Table
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "dashboards"
@@ -43,6 +44,8 @@ CASSANDRA = {"type": "hadesarchitect-cassandra-datasource", "uid": "cap-stock-ca
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
 MAX_DAYS = (LATEST_PRICES.ttl_seconds or 0) // 86400
+WEIGHT_WARN = round(REQUEST_WEIGHT_LIMIT_1M * WEIGHT_SHARE_WARN)
+WEIGHT_HIGH = round(REQUEST_WEIGHT_LIMIT_1M * WEIGHT_SHARE_MAX)
 KLINE_INTERVAL = "1m"
 
 Store = Literal["postgres", "cassandra"]
@@ -545,65 +548,60 @@ SYMBOL_DEEP_DIVE = Dashboard(
 
 # -- pipeline health --------------------------------------------------------------------------
 
-# Each table's event-time column: the only time Cassandra clusters on, so both stores count
-# rows by it and the two panels are comparable minute by minute.
-_PG_RATE_TABLES = (
-    ("kline_data", "open_time", "interval = '$interval'"),
-    ("recent_trades", "trade_time", None),
-    ("order_book", "snapshot_time", None),
-    ("top_24hr", "close_time", None),
-    ("latest_prices", "ts", None),
-)
+# The tables of market data (partitioned by symbol), counted per minute of their event
+# time in both stores, so the two panels are comparable minute by minute.
+RATE_TABLES = tuple(t for t in TABLES.values() if "symbol" in t.partition_key)
+
+
+def _event_time(table: Table) -> str:
+    if table.event_time is None:
+        raise ValueError(f"{table.name}: no event_time in capstock/tables.py")
+    return table.event_time
+
+
+def _key_filter(key: str) -> str:
+    """The condition on one partition-key column, from the dashboard variable of that name
+    (``day`` from the day buckets of the time range)."""
+    return "day IN (${day:singlequote})" if key == "day" else f"{key} = '${key}'"
 
 
 def _pg_rows_per_minute() -> Query:
     parts = []
-    for table, column, extra in _PG_RATE_TABLES:
-        where = f"symbol = '$symbol' AND $__timeFilter({column})"
-        if extra:
-            where += f" AND {extra}"
+    for table in RATE_TABLES:
+        column = _event_time(table)
+        # Postgres has no day buckets; the time filter takes their place.
+        others = [_key_filter(k) for k in table.partition_key if k not in ("symbol", "day")]
+        where = " AND ".join(["symbol = '$symbol'", f"$__timeFilter({column})", *others])
         parts.append(
-            f"SELECT $__timeGroupAlias({column}, '1m'), '{table}' AS metric, count(*) AS rows "
-            f"FROM {table} WHERE {where} GROUP BY 1"
+            f"SELECT $__timeGroupAlias({column}, '1m'), '{table.name}' AS metric, "
+            f"count(*) AS rows FROM {table.name} WHERE {where} GROUP BY 1"
         )
     return _pg(" UNION ALL ".join(parts) + " ORDER BY 1", "time_series")
 
 
-_CS_RATE_QUERIES = (
-    _cs(
-        "SELECT symbol, count(*) AS rows, floor(open_time, 1m) AS time FROM kline_data "
-        "WHERE symbol = '$symbol' AND interval = '$interval' "
-        "AND open_time >= $__timeFrom AND open_time <= $__timeTo "
-        "GROUP BY symbol, interval, floor(open_time, 1m)",
-        alias="kline_data",
-    ),
-    _cs(
-        "SELECT symbol, CAST(count(*) AS double) * 60000 / CAST(toUnixTimestamp(max(trade_time)) "
-        "- toUnixTimestamp(min(trade_time)) + 60000 AS double) AS rows, max(trade_time) AS time "
-        "FROM recent_trades WHERE symbol = '$symbol' AND day IN (${day:singlequote}) "
-        "GROUP BY symbol, day",
-        alias="recent_trades (day average)",
-    ),
-    _cs(
-        "SELECT symbol, count(*) AS rows, floor(snapshot_time, 1m) AS time FROM order_book "
-        "WHERE symbol = '$symbol' AND day IN (${day:singlequote}) "
-        "AND snapshot_time >= $__timeFrom AND snapshot_time <= $__timeTo "
-        "GROUP BY symbol, day, floor(snapshot_time, 1m)",
-        alias="order_book",
-    ),
-    _cs(
-        "SELECT symbol, count(*) AS rows, floor(close_time, 1m) AS time FROM top_24hr "
-        "WHERE symbol = '$symbol' AND close_time >= $__timeFrom AND close_time <= $__timeTo "
-        "GROUP BY symbol, floor(close_time, 1m)",
-        alias="top_24hr",
-    ),
-    _cs(
-        "SELECT symbol, count(*) AS rows, floor(ts, 1m) AS time FROM latest_prices "
-        "WHERE symbol = '$symbol' AND day IN (${day:singlequote}) "
-        "AND ts >= $__timeFrom AND ts <= $__timeTo GROUP BY symbol, day, floor(ts, 1m)",
-        alias="latest_prices",
-    ),
-)
+def _cs_rows_per_minute(table: Table) -> Query:
+    """Counted server-side per minute of the event time when the table is clustered by it;
+    otherwise (recent_trades, clustered by trade_id) the average rate of each partition."""
+    column = _event_time(table)
+    partition = ", ".join(table.partition_key)
+    where = " AND ".join(_key_filter(k) for k in table.partition_key)
+    if table.clustering_key and table.clustering_key[0][0] == column:
+        return _cs(
+            f"SELECT symbol, count(*) AS rows, floor({column}, 1m) AS time FROM {table.name} "
+            f"WHERE {where} AND {column} >= $__timeFrom AND {column} <= $__timeTo "
+            f"GROUP BY {partition}, floor({column}, 1m)",
+            alias=table.name,
+        )
+    return _cs(
+        f"SELECT symbol, CAST(count(*) AS double) * 60000 / CAST(toUnixTimestamp(max({column})) "
+        f"- toUnixTimestamp(min({column})) + 60000 AS double) AS rows, max({column}) AS time "
+        f"FROM {table.name} WHERE {where} GROUP BY {partition}",
+        alias=f"{table.name} (day average)",
+    )
+
+
+_CS_RATE_QUERIES = tuple(_cs_rows_per_minute(t) for t in RATE_TABLES)
+_EVENT_TIMES = ", ".join(f"{t.name}.{t.event_time}" for t in RATE_TABLES)
 
 _AGE_NOTE = (
     "Age = end of the time range minus the producer's newest beat_time (live when the range "
@@ -651,8 +649,8 @@ PIPELINE_HEALTH = Dashboard(
             "Exchange weight used (1m)",
             "gauge",
             f"{PG_NOTE} heartbeat.weight_used_1m: the X-MBX-USED-WEIGHT-1M header of the "
-            "producer's newest request, against the exchange limit of 6000 per minute; shown "
-            "when its newest beat is in range.",
+            f"producer's newest request, against the exchange limit of {REQUEST_WEIGHT_LIMIT_1M} "
+            "per minute; shown when its newest beat is in range.",
             (
                 _pg(
                     'SELECT beat_time AS "time", weight_used_1m AS "weight" FROM heartbeat '
@@ -668,13 +666,13 @@ PIPELINE_HEALTH = Dashboard(
             field_config={
                 "defaults": {
                     "min": 0,
-                    "max": 6000,
+                    "max": REQUEST_WEIGHT_LIMIT_1M,
                     "thresholds": {
                         "mode": "absolute",
                         "steps": [
                             {"color": "green", "value": None},
-                            {"color": "orange", "value": 3600},
-                            {"color": "red", "value": 5400},
+                            {"color": "orange", "value": WEIGHT_WARN},
+                            {"color": "red", "value": WEIGHT_HIGH},
                         ],
                     },
                 },
@@ -721,10 +719,9 @@ PIPELINE_HEALTH = Dashboard(
         Panel(
             "Rows per minute in Postgres ($symbol)",
             "timeseries",
-            f"{PG_NOTE} Rows per table per minute of their event time (kline open_time, "
-            "trade_time, snapshot_time, 24h close_time, latest-price ts), for $symbol, so it "
-            "lines up with the Cassandra panel beside it. Rows older than the retention "
-            "window are gone from Postgres by design.",
+            f"{PG_NOTE} Rows per table per minute of their event time ({_EVENT_TIMES}), "
+            "for $symbol, so it lines up with the Cassandra panel beside it. Rows older than "
+            "the retention window are gone from Postgres by design.",
             (_pg_rows_per_minute(),),
             width=12,
             height=10,

@@ -23,6 +23,8 @@ from psycopg.conninfo import make_conninfo
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from capstock.exchange import limits
+
 KlineInterval = Literal[
     "1s",
     "1m",
@@ -121,9 +123,14 @@ class BinanceSettings(BaseSettings):
     api_secret: SecretStr | None = None
     request_timeout: float = Field(10.0, gt=0, le=120, description="seconds per HTTP request")
     weight_share: float = Field(
-        0.5, gt=0, le=0.9, description="share of the 6000/min request-weight limit to use"
+        0.5,
+        gt=0,
+        le=limits.WEIGHT_SHARE_MAX,
+        description="share of the per-minute request-weight limit to use",
     )
-    weight_limit: int = Field(6000, ge=1, description="the exchange's REQUEST_WEIGHT per minute")
+    weight_limit: int = Field(
+        limits.REQUEST_WEIGHT_LIMIT_1M, ge=1, description="the exchange's REQUEST_WEIGHT per minute"
+    )
     max_attempts: int = Field(6, ge=1, le=50, description="tries per request on 5xx/timeouts")
 
     @field_validator("api_url")

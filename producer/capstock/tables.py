@@ -10,8 +10,8 @@ Conventions shared by all tables:
 
 * prices and quantities are exact decimals: Postgres ``numeric``, Cassandra ``decimal``;
 * times are UTC with millisecond precision: Postgres ``timestamptz``, Cassandra ``timestamp``;
-* every table carries the exchange's event time (named per table) and ``ingested_at``
-  (when the producer wrote the row), so end-to-end lag can be charted;
+* every table carries the exchange's event time (its column named by ``event_time``) and
+  ``ingested_at`` (when the producer wrote the row), so end-to-end lag can be charted;
 * high-volume tables carry ``day`` (the UTC date of their event time) so Cassandra
   partitions are bounded to one symbol-day.
 
@@ -75,6 +75,9 @@ class Table:
     ``"update"`` overwrites the non-key columns (only when a value other than
     ``ingested_at`` actually changed, so unchanged re-fetches cause no WAL traffic and no
     change events); ``"ignore"`` keeps the first row (immutable facts such as trades).
+
+    ``event_time`` names the column holding the time the row describes (a candle's open, a
+    trade, a snapshot): what dashboards count and chart rows by.
     """
 
     name: str
@@ -84,6 +87,7 @@ class Table:
     clustering_key: tuple[tuple[str, Order], ...]
     ttl_seconds: int | None
     on_conflict: OnConflict = "ignore"
+    event_time: str | None = None
     # Whether the retention job deletes this table's old rows from Postgres (the
     # sink ignores those deletes, so Cassandra keeps the history).
     pruned: bool = True
@@ -102,6 +106,12 @@ class Table:
         unknown = keys - set(names)
         if unknown:
             raise ValueError(f"{self.name}: key columns {sorted(unknown)} are not declared")
+        if self.event_time is not None:
+            event = next((c for c in self.columns if c.name == self.event_time), None)
+            if event is None or event.pg_type != "timestamptz" or event.nullable:
+                raise ValueError(
+                    f"{self.name}: event time {self.event_time!r} is not a declared NOT NULL time"
+                )
         for name in self.primary_key:
             if self.column(name).nullable:
                 raise ValueError(f"{self.name}: primary-key column {name} is nullable")
@@ -190,6 +200,7 @@ KLINE_DATA = Table(
         _col("rank", "int", nullable=True),
         _INGESTED_AT,
     ),
+    event_time="open_time",
     primary_key=("symbol", "interval", "open_time"),
     partition_key=("symbol", "interval"),
     clustering_key=(("open_time", "DESC"),),
@@ -212,6 +223,7 @@ RECENT_TRADES = Table(
         _col("day", "date"),
         _INGESTED_AT,
     ),
+    event_time="trade_time",
     primary_key=("symbol", "trade_id"),
     partition_key=("symbol", "day"),
     clustering_key=(("trade_id", "DESC"),),
@@ -233,6 +245,7 @@ ORDER_BOOK = Table(
         _col("day", "date"),
         _INGESTED_AT,
     ),
+    event_time="snapshot_time",
     primary_key=("symbol", "snapshot_time", "side", "price"),
     partition_key=("symbol", "day"),
     clustering_key=(("snapshot_time", "DESC"), ("side", "ASC"), ("price", "ASC")),
@@ -266,6 +279,7 @@ TOP_24HR = Table(
         _col("rank", "int"),
         _INGESTED_AT,
     ),
+    event_time="close_time",
     primary_key=("symbol", "close_time"),
     partition_key=("symbol",),
     clustering_key=(("close_time", "DESC"),),
@@ -283,6 +297,7 @@ LATEST_PRICES = Table(
         _col("day", "date"),
         _INGESTED_AT,
     ),
+    event_time="ts",
     primary_key=("symbol", "ts"),
     partition_key=("symbol", "day"),
     clustering_key=(("ts", "DESC"),),
@@ -302,6 +317,7 @@ HEARTBEAT = Table(
         _col("exchange_error", "text", nullable=True),
         _col("exchange_error_since", "time", nullable=True),
     ),
+    event_time="beat_time",
     primary_key=("source",),
     partition_key=("source",),
     clustering_key=(),

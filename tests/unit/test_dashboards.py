@@ -162,6 +162,39 @@ def test_cassandra_queries_name_their_partition_keys():
                 assert re.match(r"SELECT\s+(symbol|source)\b", cql), panel["title"]
 
 
+def _panel(title: str) -> dict:
+    panels = _load(generate.OUT_DIR / "pipeline-health.json")["panels"]
+    return next(p for p in panels if p["title"] == title)
+
+
+def test_rows_per_minute_count_each_table_by_its_event_time_from_the_registry():
+    from capstock.tables import TABLES
+
+    rated = [t for t in TABLES.values() if "symbol" in t.partition_key]
+    assert [t.name for t in generate.RATE_TABLES] == [t.name for t in rated]
+    (pg,) = _panel("Rows per minute in Postgres ($symbol)")["targets"]
+    cassandra = _panel("Rows per minute in Cassandra ($symbol)")["targets"]
+    assert len(cassandra) == len(rated)
+    for table, cs in zip(rated, cassandra, strict=True):
+        assert f"$__timeGroupAlias({table.event_time}, '1m'), '{table.name}'" in pg["rawSql"]
+        assert f"max({table.event_time})" in cs["target"] or (
+            f"floor({table.event_time}, 1m)" in cs["target"]
+        )
+
+
+def test_the_weight_gauge_takes_the_limit_and_its_shares_from_the_exchange_limits():
+    from capstock.exchange import limits
+
+    defaults = _panel("Exchange weight used (1m)")["fieldConfig"]["defaults"]
+    assert defaults["max"] == limits.REQUEST_WEIGHT_LIMIT_1M
+    steps = [step["value"] for step in defaults["thresholds"]["steps"]]
+    assert steps == [
+        None,
+        limits.REQUEST_WEIGHT_LIMIT_1M * limits.WEIGHT_SHARE_WARN,
+        limits.REQUEST_WEIGHT_LIMIT_1M * limits.WEIGHT_SHARE_MAX,
+    ]
+
+
 def test_day_variable_follows_the_time_range_with_all_selected():
     day = generate.DAY_VAR
     assert day["refresh"] == 2 and day["includeAll"] and day["multi"] and day["hide"] == 2

@@ -167,3 +167,20 @@ def test_none_is_null_and_an_empty_batch_is_empty():
     (values,) = dedupe(TABLES["heartbeat"], [_beat(exchange_error=None)])
     assert values[TABLES["heartbeat"].column_names.index("exchange_error")] is None
     assert dedupe(TABLES["heartbeat"], []) == []
+
+
+def test_every_table_names_its_event_time():
+    for table in TABLES.values():
+        column = table.column(table.event_time)
+        assert column.pg_type == "timestamptz" and not column.nullable, table.name
+    assert TABLES["kline_data"].event_time == "open_time"
+    assert TABLES["heartbeat"].event_time == "beat_time"
+
+
+def test_an_event_time_must_be_a_declared_time():
+    cols = (Column("a", "text", "text"), Column("ingested_at", "timestamptz", "timestamp"))
+    with pytest.raises(ValueError, match="event time 'b' is not a declared NOT NULL time"):
+        Table("t", cols, ("a",), ("a",), (), None, event_time="b")
+    with pytest.raises(ValueError, match="event time 'a'"):
+        Table("t", cols, ("a",), ("a",), (), None, event_time="a")
+    assert Table("t", cols, ("a",), ("a",), (), None, event_time="ingested_at")

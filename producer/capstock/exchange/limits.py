@@ -8,6 +8,13 @@ from __future__ import annotations
 
 REQUEST_WEIGHT_LIMIT_1M = 6000
 """``REQUEST_WEIGHT`` per minute, as listed in exchangeInfo ``rateLimits``."""
+WEIGHT_SHARE_MAX = 0.9
+"""The largest share of the limit the producer may plan to use (``BINANCE_WEIGHT_SHARE``);
+the rest is headroom for other clients on the same IP. Used weight above it is red on the
+pipeline-health dashboard."""
+WEIGHT_SHARE_WARN = 0.6
+"""Used weight above this share of the limit is a warning (orange) on the dashboard: more
+than the producer's default budget of half the limit."""
 RAW_REQUESTS_LIMIT_5M = 61000
 WEIGHT_WINDOW_SECONDS = 60
 
