@@ -78,7 +78,7 @@ test-unit: venv fetch ## unit tests only (no services; some read the jars make f
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-connectors: venv ## regenerate register_cassandra.json from producer/capstock/tables.py
+connectors: venv ## regenerate register_cassandra.json from producer/capstock/model/tables.py
 	$(VENV)/bin/cap-stock connectors --write
 
 bench: stack-up ## benchmarks on the native stack: Postgres writes, CDC latency and throughput, sink drain

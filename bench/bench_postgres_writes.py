@@ -34,8 +34,8 @@ from decimal import Decimal
 
 import psycopg
 from capstock.config import postgres_conninfo
-from capstock.postgres import PostgresWriter
-from capstock.tables import ORDER_BOOK, RECENT_TRADES, Table
+from capstock.model.tables import ORDER_BOOK, RECENT_TRADES, Table
+from capstock.staging.writer import PostgresWriter
 from psycopg import sql
 
 SCHEMA = "bench_capstock"

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from capstock.cassandra_schema import KeyspaceOptions, apply_schema
-from capstock.connectors import dead_letter_topic, sink_document, topic_for
-from capstock.tables import LATEST_PRICES, ORDER_BOOK, RECENT_TRADES, Table
+from capstock.cdc.connectors import dead_letter_topic, sink_document, topic_for
+from capstock.history.schema import KeyspaceOptions, apply_schema
+from capstock.model.tables import LATEST_PRICES, ORDER_BOOK, RECENT_TRADES, Table
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from capstock.exchange.limits import REQUEST_WEIGHT_LIMIT_1M, WEIGHT_SHARE_MAX, WEIGHT_SHARE_WARN
-from capstock.tables import LATEST_PRICES, TABLES, Table
+from capstock.model.tables import LATEST_PRICES, TABLES, Table
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "dashboards"
@@ -555,7 +555,7 @@ RATE_TABLES = tuple(t for t in TABLES.values() if "symbol" in t.partition_key)
 
 def _event_time(table: Table) -> str:
     if table.event_time is None:
-        raise ValueError(f"{table.name}: no event_time in capstock/tables.py")
+        raise ValueError(f"{table.name}: no event_time in capstock/model/tables.py")
     return table.event_time
 
 

@@ -99,7 +99,7 @@ class PipelineProcess(Component):
 
     def spec(self) -> dict[str, str]:
         """What the process is started with: its command and settings (passwords hashed)."""
-        from capstock.config import known_names
+        from capstock.variables import known_names
 
         known = known_names(variable_names())
         values = {k: v for k, v in os.environ.items() if k in known}

@@ -57,8 +57,8 @@ def process_env(settings: StackSettings, source: str) -> dict[str, str]:
 
 
 def check_settings(settings: StackSettings, source: str) -> None:
-    from capstock.cassandra_setup import CassandraSettings
-    from capstock.config import ConfigError, load, load_settings, unknown_names
+    from capstock.config import CassandraSettings, ConfigError, load, load_settings
+    from capstock.variables import unknown_names
 
     from stack import pipeline
 

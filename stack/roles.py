@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from capstock.cassandra_schema import role_statements
+from capstock.history.schema import role_statements
 
 from stack.settings import CassandraLogins, PostgresLogins
 

@@ -139,7 +139,7 @@ def connector_entries(settings: StackSettings, state: dict[str, Any]) -> list[di
 def job_intervals(settings: StackSettings) -> dict[str, float]:
     """The producer's job intervals as it was started (its spec), else the defaults."""
     from capstock.config import JobSettings, load
-    from capstock.jobs import WRITTEN_EVERY
+    from capstock.ingest.jobs import WRITTEN_EVERY
 
     from stack.preflight import environment
 
@@ -155,7 +155,7 @@ def job_intervals(settings: StackSettings) -> dict[str, float]:
 
 def table_entries(settings: StackSettings, cassandra_up: bool) -> list[dict[str, Any]]:
     """Newest row per table in Postgres, its age, and whether Cassandra has it."""
-    from capstock.tables import TABLES
+    from capstock.model.tables import TABLES
     from psycopg import sql
 
     intervals = job_intervals(settings)
@@ -192,7 +192,7 @@ def cassandra_has(
     settings: StackSettings, keyspace: str, newest: dict[str, dict[str, Any] | None]
 ) -> dict[str, bool | None]:
     """Per table: does Cassandra hold Postgres's newest row (None: no row, or no answer)?"""
-    from capstock.tables import TABLES
+    from capstock.model.tables import TABLES
 
     found: dict[str, bool | None] = {}
     try:

@@ -30,7 +30,7 @@ RATE_WINDOW_S = 30.0
 
 
 def postgres_rates(settings: StackSettings, window_s: float) -> dict[str, float]:
-    from capstock.tables import TABLES
+    from capstock.model.tables import TABLES
     from psycopg import sql
 
     rates = {}

@@ -1,14 +1,8 @@
-"""``cap-stock``: the command line.
+"""``cap-stock``: the command line, one sub-command per stage's entry point.
 
-Commands are registered in :data:`COMMANDS` (see :func:`register`); :func:`build_parser`
-turns every registration into an argparse sub-command, so another module adds a command by
-calling ``register(Command(...))`` before ``main`` runs (or by adding it to
-:func:`_builtin_commands`).
-
-Exit status (the ``EXIT_*`` constants): 0 success, 1 a job or command failed (or the
-producer lost rows), 2 bad configuration or usage, 3 the producer stopped with rows it
-could not store in Postgres: they are safe in the spool (``PRODUCER_SPOOL_DIR``) and are
-written on its next start.
+:func:`commands` lists every sub-command (the producer's here, the history store's from
+:mod:`capstock.history.setup`); :func:`build_parser` turns each into an argparse
+sub-command. Exit statuses: :mod:`capstock.commands`.
 """
 
 from __future__ import annotations
@@ -16,50 +10,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from capstock.commands import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SPOOLED,
+    Command,
+    setup_logging,
+)
 from capstock.config import ConfigError, LogSettings, Settings, load, load_settings
+from capstock.history import setup as history_setup
+
+__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_SPOOLED", "build_parser", "main"]
 
 log = logging.getLogger("capstock")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_SPOOLED = 3
-"""``run``/``once`` stopped with rows still in the spool: nothing lost, not yet in Postgres."""
-
-
-@dataclass(frozen=True)
-class Command:
-    """One sub-command. ``run`` receives the parsed arguments and returns the exit status."""
-
-    name: str
-    help: str
-    run: Callable[[argparse.Namespace], int]
-    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
-    description: str | None = None
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def register(command: Command) -> Command:
-    """Add (or replace) a sub-command."""
-    COMMANDS[command.name] = command
-    return command
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """One line per event: ``2026-11-21T05:35:00 INFO capstock.jobs job=klines rows=60 ...``."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
@@ -73,7 +38,7 @@ def _settings() -> Settings:
 
 def _cmd_init_db(_args: argparse.Namespace) -> int:
     settings = _settings()
-    from capstock.postgres import Access, PostgresWriter
+    from capstock.staging.writer import Access, PostgresWriter
 
     pg = settings.postgres
     writer = PostgresWriter(settings.conninfo())
@@ -92,7 +57,7 @@ def _cmd_init_db(_args: argparse.Namespace) -> int:
 
 def _cmd_once(_args: argparse.Namespace) -> int:
     settings = _settings()
-    from capstock.runner import build_producer, install_signal_handlers, run_once
+    from capstock.ingest.runner import build_producer, install_signal_handlers, run_once
 
     producer = build_producer(settings)
     install_signal_handlers(producer.sleeper)
@@ -101,7 +66,7 @@ def _cmd_once(_args: argparse.Namespace) -> int:
 
 def _cmd_run(_args: argparse.Namespace) -> int:
     settings = _settings()
-    from capstock.runner import build_producer, install_signal_handlers, run_forever
+    from capstock.ingest.runner import build_producer, install_signal_handlers, run_forever
 
     producer = build_producer(settings)
     install_signal_handlers(producer.sleeper)
@@ -154,8 +119,9 @@ def _builtin_commands() -> list[Command]:
     ]
 
 
-for _command in _builtin_commands():
-    register(_command)
+def commands() -> dict[str, Command]:
+    """Every sub-command by name, in the order ``cap-stock --help`` lists them."""
+    return {c.name: c for c in [*_builtin_commands(), *history_setup.COMMANDS]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from environment variables and .env.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS.values():
+    for command in commands().values():
         p = sub.add_parser(command.name, help=command.help, description=command.description)
         if command.add_arguments is not None:
             command.add_arguments(p)
@@ -174,8 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import capstock.cassandra_setup  # noqa: F401 - registers cassandra-setup and connectors
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

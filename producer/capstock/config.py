@@ -11,9 +11,7 @@ One settings class per component; :class:`Settings` bundles those the producer n
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -207,7 +205,8 @@ def default_spool_dir() -> Path:
 
 
 class SpoolSettings(BaseSettings):
-    """Where the producer keeps batches Postgres could not take (see :mod:`capstock.spool`)."""
+    """Where the producer keeps batches Postgres could not take
+    (see :mod:`capstock.staging.spool`)."""
 
     model_config = SettingsConfigDict(**_COMMON, env_prefix="PRODUCER_SPOOL_")
 
@@ -226,6 +225,28 @@ class SpoolSettings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().absolute()
+
+
+class CassandraSettings(BaseSettings):
+    """Where the history lives and who may do what there.
+
+    The schema is applied as the administrator (CASSANDRA_ADMIN_*), which then grants
+    the sink's role (CASSANDRA_USER) and Grafana's (CASSANDRA_READER_USER) exactly
+    what they need on the keyspace. The stack creates these roles (see .env.example).
+    """
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="CASSANDRA_")
+
+    host: str = Field("127.0.0.1", min_length=1, description="contact point(s), comma-separated")
+    port: int = Field(CASSANDRA_PORT, ge=1, le=65535)
+    admin_user: str = Field(CASSANDRA_ADMIN_ROLE, min_length=1)
+    admin_password: SecretStr = Field(description="generated into .env on the first start")
+    user: str = Field(PIPELINE_ROLE, min_length=1)
+    reader_user: str = Field(READER_ROLE, min_length=1)
+    datacenter: str = Field(CASSANDRA_DATACENTER, min_length=1, description="local data center")
+    keyspace: str = Field(KEYSPACE, pattern=r"^[a-z_][a-z0-9_]*$")
+    replication_strategy: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = "SimpleStrategy"
+    replication_factor: int = Field(1, ge=1, le=10)
 
 
 class KafkaSettings(BaseSettings):
@@ -333,93 +354,3 @@ def load_settings(env_file: str | None = ".env") -> Settings:
 def postgres_conninfo(env_file: str | None = ".env") -> str:
     """Conninfo for the configured Postgres (POSTGRES_* variables and .env)."""
     return load(PostgresSettings, _env_file=env_file).conninfo()
-
-
-# -- variable names ------------------------------------------------------------------------
-
-# A variable with one of these prefixes that no component reads is a typo.
-PREFIXES = (
-    "POSTGRES_",
-    "BINANCE_",
-    "UNIVERSE_",
-    "JOB_",
-    "LOG_",
-    "PRODUCER_",
-    "CASSANDRA_",
-    "KAFKA_",
-    "CONNECT_",
-    "SIMULATOR_",
-    "STACK_",
-    "GRAFANA_",
-    "AKHQ_",
-)
-
-# Read by no Python settings class: by docker-compose.yml, connect_connectors.sh, the
-# connector watchdog, and the tools the stack starts (Kafka's and Cassandra's scripts).
-# The native runner's names come from its own class (stack.settings.variable_names).
-OTHER_NAMES = frozenset(
-    {
-        # docker-compose.yml
-        "AKHQ_PORT",
-        "GRAFANA_ADMIN_USER",
-        "KAFKA_ADVERTISED_HOST",
-        "KAFKA_CLUSTER_ID",
-        "POSTGRES_ADMIN_PASSWORD",
-        "POSTGRES_MAX_SLOT_WAL_KEEP_SIZE",
-        "CASSANDRA_MAX_HEAP_SIZE",
-        "CASSANDRA_HEAP_NEWSIZE",
-        # connect_connectors.sh and the connector watchdog
-        "CONNECT_URL",
-        "CONNECT_WAIT_SECONDS",
-        "CONNECT_WATCHDOG_INTERVAL",
-        # read by Kafka's and Cassandra's own launch scripts
-        "KAFKA_HEAP_OPTS",
-        "KAFKA_OPTS",
-        "KAFKA_JVM_PERFORMANCE_OPTS",
-        "KAFKA_LOG4J_OPTS",
-        "CONNECT_HEAP_OPTS",
-        "CASSANDRA_HOME",
-        "CASSANDRA_CONF",
-    }
-)
-
-
-def settings_classes() -> list[type[BaseSettings]]:
-    """Every settings class whose variables users set (producer, schema set-up, simulator)."""
-    from capstock.cassandra_setup import CassandraSettings
-    from capstock.simulator.settings import SimulatorSettings
-
-    return [
-        PostgresSettings,
-        BinanceSettings,
-        UniverseSettings,
-        JobSettings,
-        LogSettings,
-        SpoolSettings,
-        CassandraSettings,
-        KafkaSettings,
-        SimulatorSettings,
-    ]
-
-
-def known_names(extra: Iterable[str] = ()) -> set[str]:
-    """Every variable some part reads: the settings classes here, OTHER_NAMES, ``extra``."""
-    names = set(OTHER_NAMES) | set(extra)
-    for model in settings_classes():
-        prefix = str(model.model_config.get("env_prefix", ""))
-        names.update(f"{prefix}{name}".upper() for name in model.model_fields)
-    return names
-
-
-def unknown_names(names: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
-    """One message per variable that looks like ours but that nothing reads (``extra``:
-    the names other settings classes read, e.g. the native runner's)."""
-    known = known_names(extra)
-    problems = []
-    for name in sorted(set(names)):
-        if not name.startswith(PREFIXES) or name in known:
-            continue
-        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {guess[0]}?" if guess else "; see .env.example for the settings"
-        problems.append(f"{name} is not a setting of cap-stock{hint}")
-    return problems

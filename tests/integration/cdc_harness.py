@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from capstock.cassandra_schema import KeyspaceOptions, access_cql, apply_schema
-from capstock.connectors import SOURCE_CONFIG, dead_letter_topic, sink_document, topic_for
-from capstock.postgres import Access, PostgresWriter
-from capstock.tables import TABLES, Table
+from capstock.cdc.connectors import SOURCE_CONFIG, dead_letter_topic, sink_document, topic_for
+from capstock.history.schema import KeyspaceOptions, access_cql, apply_schema
+from capstock.model.tables import TABLES, Table
+from capstock.staging.writer import Access, PostgresWriter
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg import sql

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from capstock.cassandra_schema import KeyspaceOptions, apply_schema
-from capstock.tables import TABLES
+from capstock.history.schema import KeyspaceOptions, apply_schema
+from capstock.model.tables import TABLES
 
 
 def test_setup_adds_the_columns_an_older_table_lacks(cassandra_session) -> None:  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from capstock.postgres import PostgresWriter
+from capstock.model.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES, TOP_24HR, Table
 from capstock.simulator import Simulator, start_simulator
-from capstock.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES, TOP_24HR, Table
+from capstock.staging.writer import PostgresWriter
 
 from stack.services import Connect
 from tests.integration.cdc_harness import CdcHarness, wait_for

@@ -30,11 +30,11 @@ from capstock.config import (
     load,
 )
 from capstock.exchange.client import ExchangeClient
-from capstock.jobs import Producer
-from capstock.postgres import PostgresWriter
+from capstock.ingest.jobs import Producer
+from capstock.model.tables import RECENT_TRADES, TABLES
 from capstock.simulator import start_simulator
-from capstock.tables import RECENT_TRADES, TABLES
-from capstock.transforms import heartbeat_row
+from capstock.staging.writer import PostgresWriter
+from capstock.transform.rows import heartbeat_row
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401

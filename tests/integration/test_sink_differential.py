@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from capstock.model.tables import RECENT_TRADES, TABLES, Table
 from capstock.simulator import Simulator, start_simulator
-from capstock.tables import RECENT_TRADES, TABLES, Table
 from cassandra_sink.codecs import TEXT_MAX_CHARS
 
 from tests.integration.cdc_harness import CdcHarness, wait_for

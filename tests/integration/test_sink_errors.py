@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from capstock.tables import RECENT_TRADES
+from capstock.model.tables import RECENT_TRADES
 
 from stack.connect_api import request
 from tests.integration.cdc_harness import wait_for

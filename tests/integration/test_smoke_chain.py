@@ -14,8 +14,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from capstock.cassandra_schema import access_cql
-from capstock.connectors import SINK_CLASS
+from capstock.cdc.connectors import SINK_CLASS
+from capstock.history.schema import access_cql
 
 from stack.connect_api import delete_connector, put_connector, request, wait_running
 from tests.integration.cdc_harness import delete_topics, drop_slot

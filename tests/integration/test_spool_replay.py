@@ -22,10 +22,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from capstock.cli import EXIT_OK, EXIT_SPOOLED
-from capstock.postgres import PostgresWriter, dedupe
-from capstock.spool import Spool, SpoolingWriter, target_of
-from capstock.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES
-from capstock.transforms import heartbeat_row
+from capstock.model.tables import HEARTBEAT, KLINE_DATA, RECENT_TRADES, TABLES
+from capstock.staging.spool import Spool, SpoolingWriter, target_of
+from capstock.staging.writer import PostgresWriter, dedupe
+from capstock.transform.rows import heartbeat_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from capstock.tables import TABLES
+from capstock.model.tables import TABLES
 
 from stack.settings import REPO_ROOT, StackSettings
 from tests.integration.cdc_harness import wait_for

@@ -13,9 +13,9 @@ from capstock.config import (
     load,
 )
 from capstock.exchange.client import ExchangeClient
-from capstock.jobs import Producer
-from capstock.postgres import WriteResult, dedupe
-from capstock.tables import TABLES, Table
+from capstock.ingest.jobs import Producer
+from capstock.model.tables import TABLES, Table
+from capstock.staging.writer import WriteResult, dedupe
 
 from tests.support.clock import RecordingSleeper
 

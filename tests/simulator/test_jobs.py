@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from capstock.backoff import Interrupted
 from capstock.exchange.client import ExchangeClient
-from capstock.jobs import JOBS, JobResult
+from capstock.ingest.jobs import JOBS, JobResult
 from capstock.simulator import start_simulator
 from capstock.simulator.market import Market
 
@@ -17,7 +17,7 @@ from tests.support.clock import FakeClock
 
 
 def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):
-    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    caplog.set_level(logging.INFO, logger="capstock.ingest.jobs")
     p = make_producer(simulator_url)
     results = {r.job: r for r in p.once()}
     assert list(results) == [
@@ -145,7 +145,7 @@ def test_a_beat_that_cannot_read_the_total_keeps_the_stored_one(simulator):
 
 
 def test_prices_store_only_the_universe_when_the_exchange_ignores_the_filter(simulator, caplog):
-    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    caplog.set_level(logging.INFO, logger="capstock.ingest.jobs")
     simulator.add_fault("unfiltered", paths=["ticker/price"])
     p = make_producer(simulator.url)
     p.refresh_universe()
@@ -165,7 +165,7 @@ def test_prices_store_only_the_universe_when_the_exchange_ignores_the_filter(sim
 def test_the_universe_line_says_which_symbols_were_left_out_and_why(caplog):
     # The demo's market: 20 USDT pairs, seed 1, the default UNIVERSE_SIZE=20 and
     # UNIVERSE_MIN_QUOTE_VOLUME=1000000 give 19 symbols; the log must say why.
-    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    caplog.set_level(logging.INFO, logger="capstock.ingest.jobs")
     with start_simulator(symbols=20, seed=1, history_minutes=1) as sim:
         p = make_producer(sim.url, size=20, min_quote_volume=Decimal("1000000"))
         p.refresh_universe()
@@ -182,7 +182,7 @@ def test_the_universe_line_says_which_symbols_were_left_out_and_why(caplog):
 
 
 def test_a_change_of_members_is_logged_with_who_joined_and_who_dropped(simulator, caplog):
-    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    caplog.set_level(logging.INFO, logger="capstock.ingest.jobs")
     p = make_producer(simulator.url, size=3)
     p.refresh_universe()
     before = [r.symbol for r in p.universe]
@@ -211,7 +211,7 @@ def test_an_empty_universe_is_a_warning_that_says_why(simulator, caplog):
 
 
 def test_invalid_symbol_in_the_list_is_skipped_with_a_log_line(simulator_url, caplog):
-    caplog.set_level(logging.INFO, logger="capstock.jobs")
+    caplog.set_level(logging.INFO, logger="capstock.ingest.jobs")
     p = make_producer(simulator_url, symbols=["BTCUSDT", "NOPEUSDT", "SHIBUSDT"])
     result = p.refresh_universe()
     assert result.skipped == ["NOPEUSDT"]
@@ -225,7 +225,7 @@ def test_invalid_symbol_in_the_list_is_skipped_with_a_log_line(simulator_url, ca
 def test_symbol_rejected_mid_job_does_not_stop_the_others(simulator_url, caplog):
     p = make_producer(simulator_url)
     p.refresh_universe()
-    from capstock.universe import Ranked
+    from capstock.transform.universe import Ranked
 
     p.universe = [*p.universe[:2], Ranked("GONEUSDT", 3, {}), *p.universe[2:]]
     result = p.klines()

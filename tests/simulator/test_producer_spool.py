@@ -22,9 +22,9 @@ from capstock.config import (
     UniverseSettings,
     load,
 )
-from capstock.runner import build_producer, run_once
-from capstock.spool import Spool
-from capstock.tables import TABLES
+from capstock.ingest.runner import build_producer, run_once
+from capstock.model.tables import TABLES
+from capstock.staging.spool import Spool
 
 PRODUCER_PREFIXES = ("POSTGRES_", "BINANCE_", "UNIVERSE_", "JOB_", "LOG_", "PRODUCER_")
 

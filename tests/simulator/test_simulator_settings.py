@@ -6,7 +6,7 @@ import os
 
 import pytest
 from capstock.cli import build_parser, main
-from capstock.config import OTHER_NAMES, ConfigError, known_names
+from capstock.config import ConfigError
 from capstock.simulator import Simulator
 from capstock.simulator.cli import given_flags
 from capstock.simulator.settings import (
@@ -15,6 +15,7 @@ from capstock.simulator.settings import (
     env_name,
     load_simulator_settings,
 )
+from capstock.variables import OTHER_NAMES, known_names
 
 
 @pytest.fixture(autouse=True)

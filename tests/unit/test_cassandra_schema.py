@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from capstock.cassandra_schema import KeyspaceOptions, keyspace_cql, schema_cql, table_cql
-from capstock.tables import HEARTBEAT, RECENT_TRADES, TABLES
+from capstock.history.schema import KeyspaceOptions, keyspace_cql, schema_cql, table_cql
+from capstock.model.tables import HEARTBEAT, RECENT_TRADES, TABLES
 
 
 def test_trades_are_bucketed_by_symbol_and_day_newest_first_with_ttl_and_twcs() -> None:
@@ -41,8 +41,8 @@ def test_every_declared_column_and_key_appears() -> None:
 
 
 def test_an_older_cassandra_table_gets_the_columns_it_lacks() -> None:
-    from capstock.cassandra_schema import added_columns_cql
-    from capstock.tables import HEARTBEAT
+    from capstock.history.schema import added_columns_cql
+    from capstock.model.tables import HEARTBEAT
 
     old = ["source", "beat_time", "weight_used_1m", "trade_gaps_total", "ingested_at"]
     assert added_columns_cql(HEARTBEAT, "ks", old) == [

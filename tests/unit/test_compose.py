@@ -24,10 +24,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from capstock.cassandra_schema import role_statements
-from capstock.cassandra_setup import CassandraSettings
-from capstock.config import Settings
-from capstock.connectors import SINK_CONFIG, SOURCE_CONFIG
+from capstock.cdc.connectors import SINK_CONFIG, SOURCE_CONFIG
+from capstock.config import CassandraSettings, Settings
+from capstock.history.schema import role_statements
 from pydantic_settings import BaseSettings
 
 from stack import pipeline
@@ -392,7 +391,7 @@ def test_compose_uses_the_connector_files_the_native_mode_registers() -> None:
     mounts = {(REPO / source).resolve(): target for source, target in _bind_mounts(service)}
     script = mounts[(REPO / "connect_connectors.sh").resolve()]
     connectors = {path: target for path, target in mounts.items() if path.suffix == ".json"}
-    # Exactly the committed files at the repository root, which capstock.connectors
+    # Exactly the committed files at the repository root, which capstock.cdc.connectors
     # generates/checks and the native runner and end-to-end tests register.
     assert set(connectors) == {SOURCE_CONFIG.resolve(), SINK_CONFIG.resolve()}
     assert pipeline.SOURCE_CONFIG.resolve() == SOURCE_CONFIG.resolve()
@@ -654,7 +653,7 @@ def test_cassandra_role_statements_bind_the_password_and_check_the_name() -> Non
 
 def test_compose_role_script_uses_the_shared_role_statements() -> None:
     shared = (REPO / "stack" / "roles.py").read_text()
-    assert "from capstock.cassandra_schema import role_statements" in shared
+    assert "from capstock.history.schema import role_statements" in shared
     for name, service in (
         ("cassandra_roles", "cassandra-init"),
         ("postgres_roles", "postgres-init"),

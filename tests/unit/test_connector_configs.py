@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from capstock.connectors import SINK_CLASS, SINK_CONFIG, SOURCE_CONFIG, render_sink_document
-from capstock.tables import HEARTBEAT, NOW_MS, TABLES, debezium_heartbeat_query
+from capstock.cdc.connectors import SINK_CLASS, SINK_CONFIG, SOURCE_CONFIG, render_sink_document
+from capstock.model.tables import HEARTBEAT, NOW_MS, TABLES, debezium_heartbeat_query
 
 from stack.services import Connect
 from stack.services.connect import CASSANDRA_SINK_CLASS
@@ -105,7 +105,7 @@ def test_the_debezium_heartbeat_is_written_at_millisecond_precision() -> None:
     # row would differ between the stores.
     query = SOURCE["heartbeat.action.query"]
     assert query == debezium_heartbeat_query(), (
-        "register-postgres.json's heartbeat.action.query is not the one capstock.tables "
+        "register-postgres.json's heartbeat.action.query is not the one capstock.model.tables "
         "derives: copy debezium_heartbeat_query() into it"
     )
     assert NOW_MS == "date_trunc('milliseconds', now())"

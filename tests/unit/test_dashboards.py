@@ -145,7 +145,7 @@ def test_symbol_variable_and_time_picker_drive_the_queries(path):
 
 
 def test_cassandra_queries_name_their_partition_keys():
-    from capstock.tables import TABLES
+    from capstock.model.tables import TABLES
 
     for path in FILES:
         for panel in _load(path)["panels"]:
@@ -168,7 +168,7 @@ def _panel(title: str) -> dict:
 
 
 def test_rows_per_minute_count_each_table_by_its_event_time_from_the_registry():
-    from capstock.tables import TABLES
+    from capstock.model.tables import TABLES
 
     rated = [t for t in TABLES.values() if "symbol" in t.partition_key]
     assert [t.name for t in generate.RATE_TABLES] == [t.name for t in rated]

@@ -1,8 +1,8 @@
-"""The producer's job table (capstock.jobs.JOBS): names, methods, intervals and tables."""
+"""The producer's job table (capstock.ingest.jobs.JOBS): names, methods, intervals and tables."""
 
 from capstock.config import JobSettings
-from capstock.jobs import EXCHANGE_JOBS, JOBS, WRITTEN_EVERY, Producer
-from capstock.tables import TABLES
+from capstock.ingest.jobs import EXCHANGE_JOBS, JOBS, WRITTEN_EVERY, Producer
+from capstock.model.tables import TABLES
 
 INTERVAL_FIELDS = {name for name in JobSettings.model_fields if name.endswith("_seconds")}
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from capstock.config import unknown_names
+from capstock.variables import unknown_names
 
 from stack.secrets import EXAMPLE_FILE, parse_env
 from stack.settings import REPO_ROOT, variable_names

@@ -1,34 +1,46 @@
-"""producer/README.md documents every setting and every command."""
+"""The READMEs document every setting every settings class reads and every command."""
 
+import re
 from pathlib import Path
 
 import pytest
-from capstock.cli import COMMANDS
-from capstock.config import (
-    BinanceSettings,
-    JobSettings,
-    LogSettings,
-    PostgresSettings,
-    UniverseSettings,
-)
+from capstock.cli import commands
+from capstock.variables import settings_classes
 
-README = Path(__file__).resolve().parents[2] / "producer" / "README.md"
-SETTINGS = (PostgresSettings, BinanceSettings, UniverseSettings, JobSettings, LogSettings)
+from stack.settings import variable_names
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCER_README = ROOT / "producer" / "README.md"
+DOCS = (ROOT / "README.md").read_text() + PRODUCER_README.read_text()
 
 
-def variables():
-    for model in SETTINGS:
-        prefix = model.model_config["env_prefix"]
-        for field in model.model_fields:
-            yield f"{prefix}{field}".upper()
+def documented() -> set[str]:
+    """The names in the first cell of every table row (`` `A` / `B` `` rows give both)."""
+    names = set()
+    for line in DOCS.splitlines():
+        if line.startswith("| `"):
+            first = line.split("|")[1]
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", first))
+    return names
 
 
-@pytest.mark.parametrize("variable", list(variables()))
-def test_every_setting_is_in_the_table(variable):
-    assert f"| `{variable}` |" in README.read_text()
+def variables() -> list[str]:
+    names = set(variable_names())
+    for model in settings_classes():
+        prefix = model.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{field}".upper() for field in model.model_fields}
+    return sorted(names)
 
 
-@pytest.mark.parametrize("command", ["run", "once", "init-db", "simulator"])
-def test_every_producer_command_is_documented(command):
-    assert command in COMMANDS
-    assert f"`cap-stock {command}" in README.read_text()
+@pytest.mark.parametrize("variable", variables())
+def test_every_setting_is_in_a_table(variable: str) -> None:
+    assert variable in documented()
+
+
+@pytest.mark.parametrize("command", list(commands()))
+def test_every_command_is_documented(command: str) -> None:
+    assert f"`cap-stock {command}" in PRODUCER_README.read_text()
+
+
+def test_the_registry_has_every_stage_entry_point() -> None:
+    assert set(commands()) >= {"run", "once", "init-db", "simulator", "cassandra-setup"}

@@ -15,8 +15,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 from capstock.config import ConfigError
-from capstock.postgres import DatabaseUnavailable, WriteAbandoned, WriteResult, dedupe
-from capstock.spool import (
+from capstock.model.tables import HEARTBEAT, KLINE_DATA, LATEST_PRICES, RECENT_TRADES, TABLES
+from capstock.staging.spool import (
     CODECS,
     PROBE_SECONDS,
     Spool,
@@ -24,7 +24,7 @@ from capstock.spool import (
     SpoolingWriter,
     target_of,
 )
-from capstock.tables import HEARTBEAT, KLINE_DATA, LATEST_PRICES, RECENT_TRADES, TABLES
+from capstock.staging.writer import DatabaseUnavailable, WriteAbandoned, WriteResult, dedupe
 
 from tests.support.clock import FakeClock, RecordingSleeper
 

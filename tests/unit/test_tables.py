@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from capstock.tables import TABLES, Column, RowMismatch, Table, postgres_ddl, postgres_schema
+from capstock.model.tables import TABLES, Column, RowMismatch, Table, postgres_ddl, postgres_schema
 
 EXPECTED_KEYS = {
     "kline_data": (("symbol", "interval", "open_time"), ("symbol", "interval")),
@@ -83,7 +83,7 @@ def test_declaration_rejects_unknown_key_columns():
 
 
 def test_conflict_policies_in_the_upsert_sql():
-    from capstock.postgres import conflict_clause
+    from capstock.staging.writer import conflict_clause
 
     trades = conflict_clause(TABLES["recent_trades"]).as_string(None)
     assert trades == 'ON CONFLICT ("symbol", "trade_id") DO NOTHING'
@@ -104,7 +104,7 @@ def test_conflict_policies_in_the_upsert_sql():
 
 
 def test_batches_are_deduplicated_by_primary_key_last_wins():
-    from capstock.postgres import dedupe
+    from capstock.staging.writer import dedupe
 
     base = {
         "source": "producer",
@@ -119,7 +119,7 @@ def test_batches_are_deduplicated_by_primary_key_last_wins():
 
 
 def test_an_older_table_gets_the_columns_it_lacks_appended() -> None:
-    from capstock.tables import HEARTBEAT, postgres_added_columns
+    from capstock.model.tables import HEARTBEAT, postgres_added_columns
 
     old = ["source", "beat_time", "weight_used_1m", "trade_gaps_total", "ingested_at"]
     assert postgres_added_columns(HEARTBEAT, old) == [
@@ -130,7 +130,7 @@ def test_an_older_table_gets_the_columns_it_lacks_appended() -> None:
 
 
 def test_a_not_null_column_without_default_cannot_be_added_later() -> None:
-    from capstock.tables import HEARTBEAT, postgres_added_columns
+    from capstock.model.tables import HEARTBEAT, postgres_added_columns
 
     with pytest.raises(ValueError, match=r"heartbeat\.beat_time: a column added later"):
         postgres_added_columns(HEARTBEAT, ["source"])
@@ -142,7 +142,7 @@ def _beat(**changes):
 
 
 def test_a_row_without_a_column_is_an_error_not_null():
-    from capstock.postgres import dedupe
+    from capstock.staging.writer import dedupe
 
     row = _beat()
     del row["exchange_error"]
@@ -151,7 +151,7 @@ def test_a_row_without_a_column_is_an_error_not_null():
 
 
 def test_a_row_with_an_unknown_key_is_an_error():
-    from capstock.postgres import dedupe
+    from capstock.staging.writer import dedupe
 
     with pytest.raises(RowMismatch, match=r"heartbeat row .* unknown \['weight'\]"):
         dedupe(TABLES["heartbeat"], [_beat(weight=5)])
@@ -162,7 +162,7 @@ def test_a_row_with_an_unknown_key_is_an_error():
 
 
 def test_none_is_null_and_an_empty_batch_is_empty():
-    from capstock.postgres import dedupe
+    from capstock.staging.writer import dedupe
 
     (values,) = dedupe(TABLES["heartbeat"], [_beat(exchange_error=None)])
     assert values[TABLES["heartbeat"].column_names.index("exchange_error")] is None

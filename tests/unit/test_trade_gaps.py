@@ -1,9 +1,9 @@
-"""Trade-id gap accounting (capstock.trade_gaps): plain integers in, new ids and gaps out."""
+"""Trade-id gap accounting (capstock.transform.trade_gaps): integers in, new ids and gaps out."""
 
 import doctest
 
-import capstock.trade_gaps
-from capstock.trade_gaps import Gap, TradeIds, account_trade_ids
+import capstock.transform.trade_gaps
+from capstock.transform.trade_gaps import Gap, TradeIds, account_trade_ids
 
 
 def test_consecutive_ids_after_the_last_seen_have_no_gap():
@@ -46,5 +46,5 @@ def test_a_repeated_id_counts_once_and_is_no_gap():
 
 
 def test_the_docstring_example_holds():
-    result = doctest.testmod(capstock.trade_gaps)
+    result = doctest.testmod(capstock.transform.trade_gaps)
     assert result.attempted and not result.failed

@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from capstock.tables import TABLES
-from capstock.transforms import (
+from capstock.model.tables import TABLES
+from capstock.transform.rows import (
     BadRecord,
     book_rows,
     dec,

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from capstock.universe import describe_left_out, rank_universe, select_universe
+from capstock.transform.universe import describe_left_out, rank_universe, select_universe
 
 
 def ticker(symbol, quote_volume, change):

@@ -3,13 +3,13 @@
 from datetime import UTC, datetime
 
 import pytest
-from capstock.postgres import (
+from capstock.model.tables import HEARTBEAT
+from capstock.staging.writer import (
     SHUTDOWN_GRACE_SECONDS,
     DatabaseUnavailable,
     PostgresWriter,
     WriteAbandoned,
 )
-from capstock.tables import HEARTBEAT
 
 from tests.support.clock import FakeClock, RecordingSleeper
 

@@ -1,1 +1,1 @@
-"""Stage 3, the history store: Cassandra's schema, its set-up and how to connect."""
+"""Stage 5, the history store: Cassandra's schema, its set-up and how to connect."""

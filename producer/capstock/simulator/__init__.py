@@ -1,4 +1,4 @@
-"""Stage 0 for offline work: a simulated Binance spot REST API.
+"""The exchange for offline work (stands in for stage 1's Binance): a simulated spot REST API.
 
 In tests::
 

@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
  */
 class TextColumnPolicyTest {
   private static final String TRADES = "cap_stock.public.recent_trades";
-  // The pipeline's text columns (producer/capstock/tables.py); the rest are never text.
+  // The pipeline's text columns (producer/capstock/model/tables.py); the rest are never text.
   private static final Set<String> TEXT_COLUMNS = Set.of("symbol", "interval", "side", "source");
   private static final ObjectMapper JSON = new ObjectMapper();
   private static TextColumnPolicy policy;

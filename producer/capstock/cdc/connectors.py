@@ -2,7 +2,7 @@
 
 `register_cassandra.json` is committed so users and docker compose can register
 it as it is; `cap-stock connectors --check` (run by the tests) fails when it no
-longer matches `capstock.tables`, and `cap-stock connectors --write` regenerates it.
+longer matches `capstock.model.tables`, and `cap-stock connectors --write` regenerates it.
 
 The Debezium source (`register-postgres.json`) is written by hand; its topic
 prefix is read from it here so the two files cannot disagree.
@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 from capstock.config import KEYSPACE
-from capstock.tables import TABLES, Table
+from capstock.model.tables import TABLES, Table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # producer/capstock/cdc/connectors.py
 SOURCE_CONFIG = REPO_ROOT / "register-postgres.json"
 SINK_CONFIG = REPO_ROOT / "register_cassandra.json"
 SINK_NAME = "cap-stock-cassandra-sink"

@@ -8,7 +8,7 @@ backoff and writes the same batch again; the caller keeps its rows until ``write
 returns. After a shutdown request it keeps trying for :data:`SHUTDOWN_GRACE_SECONDS`
 and then raises :class:`WriteAbandoned`. With a ``patience`` (seconds), every operation
 gives up sooner, raising :class:`DatabaseUnavailable` once the database has been
-unreachable that long (``0``: a single attempt); :class:`capstock.spool.SpoolingWriter`
+unreachable that long (``0``: a single attempt); :class:`capstock.staging.spool.SpoolingWriter`
 uses that to keep the batch on disk instead.
 
 Two strategies, same SQL semantics:
@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 
 from capstock.backoff import Backoff, Interrupted, Sleeper
-from capstock.tables import (
+from capstock.model.tables import (
     HEARTBEAT,
     TABLES,
     Table,
@@ -82,7 +82,7 @@ def dedupe(table: Table, rows: Iterable[dict]) -> list[tuple]:
 
     ``ON CONFLICT DO UPDATE`` refuses to touch one row twice in a statement, so a batch
     must not repeat a key. Every row must have exactly the table's columns as keys (a
-    ``None`` value is NULL); otherwise :class:`capstock.tables.RowMismatch` names them.
+    ``None`` value is NULL); otherwise :class:`capstock.model.tables.RowMismatch` names them.
     """
     cols = table.column_names
     width = len(cols)

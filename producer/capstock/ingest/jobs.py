@@ -9,7 +9,7 @@ Each job run ends with one log line, for example::
 minute (``X-MBX-USED-WEIGHT-1M``), ``changed`` the rows inserted or updated (the rest were
 already stored), ``skipped`` symbols the exchange rejected, ``failed`` symbols whose fetch
 gave up after retries. ``spooled=N`` is added when Postgres was unreachable and N of the
-rows went to the local spool instead (:mod:`capstock.spool`).
+rows went to the local spool instead (:mod:`capstock.staging.spool`).
 
 A job that is interrupted by a shutdown stops fetching, writes what it already has and
 returns: the batch in hand is finished.
@@ -37,8 +37,7 @@ from capstock.exchange.client import (
     SymbolRejected,
     Unreachable,
 )
-from capstock.postgres import WriteAbandoned, WriteResult
-from capstock.tables import (
+from capstock.model.tables import (
     HEARTBEAT,
     KLINE_DATA,
     LATEST_PRICES,
@@ -48,8 +47,8 @@ from capstock.tables import (
     TOP_24HR,
     Table,
 )
-from capstock.trade_gaps import Gap, account_trade_ids
-from capstock.transforms import (
+from capstock.staging.writer import WriteAbandoned, WriteResult
+from capstock.transform.rows import (
     book_rows,
     heartbeat_row,
     kline_row,
@@ -60,9 +59,10 @@ from capstock.transforms import (
     ticker_24hr_row,
     trade_row,
 )
-from capstock.universe import Ranked, Selection, describe_left_out, select_universe
+from capstock.transform.trade_gaps import Gap, account_trade_ids
+from capstock.transform.universe import Ranked, Selection, describe_left_out, select_universe
 
-log = logging.getLogger("capstock.jobs")
+log = logging.getLogger("capstock.ingest.jobs")
 
 HEARTBEAT_SOURCE = "producer"
 
@@ -104,7 +104,7 @@ EXAMPLES = 5
 
 
 class Writer(Protocol):
-    """What the jobs need from a writer (:class:`capstock.spool.SpoolingWriter`)."""
+    """What the jobs need from a writer (:class:`capstock.staging.spool.SpoolingWriter`)."""
 
     def write(self, table: Table, rows: list[dict]) -> WriteResult: ...
 

@@ -1,4 +1,4 @@
-"""Cassandra keyspace and tables, derived from the declarations in `capstock.tables`.
+"""Cassandra keyspace and tables, derived from the declarations in `capstock.model.tables`.
 
 Applied idempotently by `cap-stock cassandra-setup` (CREATE ... IF NOT EXISTS):
 partition and clustering keys come from each Table, clustering order is newest
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from capstock.config import CASSANDRA_DATACENTER, KEYSPACE
-from capstock.tables import DAY_SECONDS, TABLES, Table
+from capstock.model.tables import DAY_SECONDS, TABLES, Table
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Stage 2: raw Binance JSON → table rows: dicts whose keys are exactly the columns of their
-table in :mod:`capstock.tables` (the writer refuses a missing or unknown key, see
-:func:`capstock.postgres.dedupe`; a unit test checks every builder against its table).
+table in :mod:`capstock.model.tables` (the writer refuses a missing or unknown key, see
+:func:`capstock.staging.writer.dedupe`; a unit test checks every builder against its table).
 
 Rules: decimals are parsed from Binance's strings with :class:`decimal.Decimal` and never
 pass through ``float``; millisecond integers become timezone-aware UTC datetimes with exactly

@@ -58,7 +58,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from capstock.config import ConfigError
-from capstock.postgres import (
+from capstock.model.tables import TABLES, Table
+from capstock.staging.writer import (
     DatabaseUnavailable,
     PostgresWriter,
     WriteAbandoned,
@@ -66,7 +67,6 @@ from capstock.postgres import (
     dedupe,
     error_line,
 )
-from capstock.tables import TABLES, Table
 
 log = logging.getLogger(__name__)
 
@@ -392,12 +392,12 @@ def target_of(conninfo: str) -> str:
 class SpoolingWriter:
     """The producer's writer: Postgres when it answers, the spool when it does not.
 
-    Same interface as :class:`~capstock.postgres.PostgresWriter` for the jobs (``write``,
+    Same interface as :class:`~capstock.staging.writer.PostgresWriter` for the jobs (``write``,
     ``delete_older_than``, ``last_trade_id``, ``trade_gaps_total``, ``close``), plus
     :meth:`open` (at start: schema, then replay), :meth:`replay` and :meth:`pending`. See
     the module docstring for the guarantee. If the spool itself fails (disk full), the batch
     waits for Postgres as the plain writer does; rows still unwritten at shutdown then count
-    in :attr:`lost_rows` and :class:`~capstock.postgres.WriteAbandoned` is raised.
+    in :attr:`lost_rows` and :class:`~capstock.staging.writer.WriteAbandoned` is raised.
     """
 
     def __init__(

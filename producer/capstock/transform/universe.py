@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from capstock.transforms import BadRecord, dec
+from capstock.transform.rows import BadRecord, dec
 
 log = logging.getLogger(__name__)
 

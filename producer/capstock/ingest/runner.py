@@ -1,7 +1,7 @@
 """Wiring and the two ways to run the producer: one cycle, or scheduled jobs until a signal.
 
-Both start by writing what an earlier run left in the spool (:mod:`capstock.spool`), and
-both end with one line saying how they stopped. Their exit status (``cli.EXIT_*``):
+Both start by writing what an earlier run left in the spool (:mod:`capstock.staging.spool`), and
+both end with one line saying how they stopped. Their exit status (``commands.EXIT_*``):
 ``EXIT_OK``; ``EXIT_SPOOLED`` when rows are still in the spool (safe on disk, written on
 the next start); ``EXIT_FAILED`` when rows were lost or, for ``once``, a job failed.
 """
@@ -16,12 +16,12 @@ from types import FrameType
 import schedule
 
 from capstock.backoff import Interrupted, Sleeper
-from capstock.cli import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED
+from capstock.commands import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED
 from capstock.config import Settings
 from capstock.exchange.client import ExchangeClient
-from capstock.jobs import JobResult, Producer
-from capstock.postgres import DatabaseUnavailable, PostgresWriter, WriteAbandoned
-from capstock.spool import Spool, SpoolingWriter
+from capstock.ingest.jobs import JobResult, Producer
+from capstock.staging.spool import Spool, SpoolingWriter
+from capstock.staging.writer import DatabaseUnavailable, PostgresWriter, WriteAbandoned
 
 log = logging.getLogger(__name__)
 

@@ -135,7 +135,7 @@ class Table:
             raise RowMismatch(
                 f"a {self.name} row does not match the table's columns: "
                 f"missing {missing or 'none'}, unknown {unknown or 'none'} "
-                "(the columns are declared in capstock/tables.py)"
+                "(the columns are declared in capstock/model/tables.py)"
             )
 
     @property

@@ -1,0 +1,2 @@
+"""Stage 4, change data capture: the Debezium source and Cassandra sink connector configs,
+generated from the model."""
