@@ -2,7 +2,7 @@
 
 Writes ``recent_trades`` rows at a steady rate, in one transaction every 50 ms, into an
 isolated copy of the chain (the committed connector settings with their own database,
-slot, topics, keyspace and sink; see tests/integration/cdc_harness.py). A poller reads
+slot, topics, keyspace and sink; see tests/support/cdc_harness.py). A poller reads
 the last row of each transaction back from Cassandra and records how long after the
 commit it became readable.
 
@@ -33,7 +33,7 @@ import psycopg
 
 from stack.services import Cassandra
 from stack.settings import StackSettings
-from tests.integration.cdc_harness import CdcHarness
+from tests.support.cdc_harness import CdcHarness
 
 TICK_S = 0.05
 SYMBOL = "BENCHUSDT"

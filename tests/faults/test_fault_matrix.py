@@ -28,7 +28,7 @@ from stack.pipeline import BIN, SupervisorProcess, pipeline_env
 from stack.process import pid_alive, start_detached, stop_pid
 from stack.replication import Recovery, connector_state, heal_lost_slot, slot_row, slot_status
 from stack.services import Cassandra, Component, Connect, Kafka, Postgres
-from tests.integration.cdc_harness import CdcHarness, wait_for
+from tests.support.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from psycopg import sql
 from stack import __main__ as stack_cli
 from stack.services import Cassandra, Component, Postgres, all_components
 from stack.settings import REPO_ROOT, StackSettings
-from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
-from tests.integration.cdc_harness import CdcHarness
+from tests.support.cdc_harness import CdcHarness
+from tests.support.simulator_fixtures import simulator, simulator_url  # noqa: F401
 
 
 def _is_healthy(component: Component) -> bool:

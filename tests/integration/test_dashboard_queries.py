@@ -24,7 +24,7 @@ from dashboard.expand import ALL, TimeRange, Variable, expand_cassandra, expand_
 from dashboard.generate import DASHBOARDS, Dashboard, Panel, Query
 from stack.services import Cassandra
 from stack.settings import StackSettings
-from tests.integration.cdc_harness import CdcHarness
+from tests.support.cdc_harness import CdcHarness
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from capstock.simulator import Simulator, start_simulator
 from capstock.staging.writer import PostgresWriter
 
 from stack.services import Connect
-from tests.integration.cdc_harness import CdcHarness, wait_for
+from tests.support.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -37,8 +37,8 @@ from capstock.staging.writer import PostgresWriter
 from capstock.transform.rows import heartbeat_row
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
 from tests.support.clock import FakeClock, RecordingSleeper
+from tests.support.simulator_fixtures import simulator, simulator_url  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from cassandra.cluster import NoHostAvailable
 from stack.roles import CASSANDRA_BUILTIN_SUPERUSER
 from stack.services import Cassandra, Postgres, all_components
 from stack.settings import StackSettings
-from tests.integration.cdc_harness import CdcHarness
+from tests.support.cdc_harness import CdcHarness
 
 STRANGER = "nobody"  # a local OS user with no business in the pipeline
 

@@ -19,7 +19,7 @@ from capstock.model.tables import RECENT_TRADES, TABLES, Table
 from capstock.simulator import Simulator, start_simulator
 from cassandra_sink.codecs import TEXT_MAX_CHARS
 
-from tests.integration.cdc_harness import CdcHarness, wait_for
+from tests.support.cdc_harness import CdcHarness, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from capstock.model.tables import RECENT_TRADES
 
 from stack.connect_api import request
-from tests.integration.cdc_harness import wait_for
+from tests.support.cdc_harness import wait_for
 
 pytestmark = pytest.mark.integration
 

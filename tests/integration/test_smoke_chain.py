@@ -18,7 +18,7 @@ from capstock.cdc.connectors import SINK_CLASS
 from capstock.history.schema import access_cql
 
 from stack.connect_api import delete_connector, put_connector, request, wait_running
-from tests.integration.cdc_harness import delete_topics, drop_slot
+from tests.support.cdc_harness import delete_topics, drop_slot
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from capstock.staging.writer import PostgresWriter, dedupe
 from capstock.transform.rows import heartbeat_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
+from tests.support.simulator_fixtures import simulator, simulator_url  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 from capstock.model.tables import TABLES
 
 from stack.settings import REPO_ROOT, StackSettings
-from tests.integration.cdc_harness import wait_for
+from tests.support.cdc_harness import wait_for
 
 PRICE = "0.00001234"
 

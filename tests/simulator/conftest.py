@@ -1,1 +1,1 @@
-from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
+from tests.support.simulator_fixtures import simulator, simulator_url  # noqa: F401

@@ -12,8 +12,8 @@ from capstock.ingest.jobs import JOBS, JobResult
 from capstock.simulator import start_simulator
 from capstock.simulator.market import Market
 
-from tests.simulator.producer_fakes import MemoryWriter, make_producer
 from tests.support.clock import FakeClock
+from tests.support.producer_fakes import MemoryWriter, make_producer
 
 
 def test_one_cycle_fills_every_table_with_exact_values(simulator_url, caplog):

@@ -15,8 +15,8 @@ from capstock.simulator import Simulator, start_simulator
 from capstock.simulator.market import Market
 from capstock.simulator.state import STATE_FILE
 
-from tests.simulator.producer_fakes import MemoryWriter, make_producer
 from tests.support.clock import FakeClock
+from tests.support.producer_fakes import MemoryWriter, make_producer
 
 T0 = 1_795_000_000.0
 

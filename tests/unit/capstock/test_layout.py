@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "producer" / "capstock"
+PACKAGE = Path(__file__).resolve().parents[3] / "producer" / "capstock"
 STAGES = ("model", "exchange", "transform", "staging", "cdc", "history", "ingest", "simulator")
 
 

@@ -9,7 +9,7 @@ from capstock.variables import settings_classes
 
 from stack.settings import variable_names
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PRODUCER_README = ROOT / "producer" / "README.md"
 DOCS = (ROOT / "README.md").read_text() + PRODUCER_README.read_text()
 

@@ -26,7 +26,7 @@ from cassandra_sink.runner import (
 )
 from confluent_kafka import KafkaError, KafkaException
 
-from tests.unit.sink_fakes import POISON, TOPIC, FakeMessage, FakeSession, latest_prices_table
+from tests.support.sink_fakes import POISON, TOPIC, FakeMessage, FakeSession, latest_prices_table
 
 TS = '"2026-11-21T10:15:30Z"'
 

@@ -18,7 +18,7 @@ from cassandra_sink.config import (
 
 TOPIC = "cap_stock.public.recent_trades"
 BASE = f"topic.{TOPIC}.cap_stock.recent_trades"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _document(**extra: str) -> dict:

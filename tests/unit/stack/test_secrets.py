@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stack.secrets import EXAMPLE_FILE, LENGTH, ensure_secrets, parse_env, secret_names
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_every_password_in_the_example_is_a_generated_secret() -> None:

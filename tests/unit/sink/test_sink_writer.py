@@ -34,7 +34,7 @@ from cassandra_sink.writer import (
     write_rows,
 )
 
-from tests.unit.sink_fakes import POISON, FakeSession
+from tests.support.sink_fakes import POISON, FakeSession
 
 # --- one record, one statement ------------------------------------------------------------
 

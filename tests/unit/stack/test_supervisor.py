@@ -29,7 +29,7 @@ from stack import pipeline, supervisor
 from stack.process import StackError, pid_alive, read_pid, start_detached, write_json_atomic
 from stack.services import Postgres
 from stack.supervisor import Backoff, Supervisor
-from tests.unit.http_fakes import JsonHandler
+from tests.support.http_fakes import JsonHandler
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 
 from stack import connector_watchdog
 from stack.connector_watchdog import ConnectUnavailable, Watchdog, restart_failed
-from tests.unit.http_fakes import JsonHandler
+from tests.support.http_fakes import JsonHandler
 
 TRACE = "org.apache.kafka.connect.errors.ConnectException: Couldn't obtain encoding\n\tat x.y"
 

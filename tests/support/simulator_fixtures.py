@@ -2,7 +2,7 @@
 
 Use from any conftest::
 
-    from tests.fixtures_simulator import simulator, simulator_url  # noqa: F401
+    from tests.support.simulator_fixtures import simulator, simulator_url  # noqa: F401
 
 ``simulator`` is a started :class:`capstock.simulator.Simulator`, fresh per test: seed 1,
 real clock, 8 USDT pairs (BTC ETH SOL BNB XRP DOGE SHIB PEPE) plus ETHBTC and BNBBTC.

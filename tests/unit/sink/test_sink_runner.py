@@ -16,7 +16,7 @@ from cassandra_sink.deadletter import (
 )
 from cassandra_sink.runner import CassandraSink, Failure, RecordFailed, plan_batch
 
-from tests.unit.sink_fakes import TOPIC, FakeMessage, latest_prices_table
+from tests.support.sink_fakes import TOPIC, FakeMessage, latest_prices_table
 
 
 def _msg(offset: int, value: str | None) -> FakeMessage:

@@ -34,7 +34,7 @@ from stack.roles import role_statement
 from stack.secrets import secret_names
 from stack.settings import read_env_file
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 CONNECT_DOCKERFILE = REPO / "docker" / "connect" / "Dockerfile"
 INIT_DIR = REPO / "docker" / "init"

@@ -18,7 +18,7 @@ import pytest
 
 from stack import replication
 from stack.replication import SNAPSHOTTING_MODES, Recovery, classify, snapshot_finished
-from tests.unit.http_fakes import JsonHandler
+from tests.support.http_fakes import JsonHandler
 
 SLOT = "cap_stock_debezium"
 DB = "cap_stock_db"
