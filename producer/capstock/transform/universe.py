@@ -106,26 +106,6 @@ def select_universe(
     return Selection(ranked, {reason: out for reason, out in left_out.items() if out})
 
 
-def rank_universe(
-    tickers: Iterable[dict],
-    *,
-    size: int,
-    rank_by: str = "quote_volume",
-    quote_asset: str = "USDT",
-    min_quote_volume: Decimal = Decimal(0),
-    symbols: list[str] | None = None,
-) -> list[Ranked]:
-    """:func:`select_universe` without the symbols left out."""
-    return select_universe(
-        tickers,
-        size=size,
-        rank_by=rank_by,
-        quote_asset=quote_asset,
-        min_quote_volume=min_quote_volume,
-        symbols=symbols,
-    ).ranked
-
-
 def describe_left_out(left_out: dict[str, list[tuple[str, str | None]]], examples: int) -> str:
     """``"1 under UNIVERSE_MIN_QUOTE_VOLUME=1000000 (PEPEUSDT=591710.26), 2 not quoted in
     USDT (BNBBTC, ETHBTC)"``: at most ``examples`` symbols named per reason, ``"none"``

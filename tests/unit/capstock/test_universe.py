@@ -2,7 +2,11 @@
 
 from decimal import Decimal
 
-from capstock.transform.universe import describe_left_out, rank_universe, select_universe
+from capstock.transform.universe import describe_left_out, select_universe
+
+
+def rank_universe(tickers, **options):
+    return select_universe(tickers, **options).ranked
 
 
 def ticker(symbol, quote_volume, change):
