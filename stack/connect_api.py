@@ -40,9 +40,18 @@ def request(method: str, url: str, body: Any = None, timeout: float = 30) -> Any
     return json.loads(raw) if raw else None
 
 
+def _pauses():  # type: ignore[no-untyped-def]
+    """The one retry policy (capstock.backoff), imported here only: the watchdog, which
+    never waits this way, runs where only the standard library is installed."""
+    from capstock.backoff import Backoff
+
+    return Backoff(base=0.25, cap=2.0, max_attempts=None)
+
+
 def put_connector(base_url: str, name: str, config: dict[str, str]) -> None:
     """Create or update a connector (idempotent), retrying while the worker rebalances."""
     deadline = time.monotonic() + 60
+    pauses = _pauses()
     while True:
         try:
             request("PUT", f"{base_url}/connectors/{name}/config", config)
@@ -51,18 +60,19 @@ def put_connector(base_url: str, name: str, config: dict[str, str]) -> None:
             # 409: a rebalance is in progress; the worker asks us to retry.
             if err.status != 409 or time.monotonic() > deadline:
                 raise
-            time.sleep(1)
+            time.sleep(pauses.next_delay())
 
 
 def wait_running(base_url: str, name: str, timeout: float = 90) -> dict:
     """Wait until the connector and all its tasks are RUNNING; raise with the trace if FAILED."""
     deadline = time.monotonic() + timeout
+    pauses = _pauses()
     status: dict = {}
     while time.monotonic() < deadline:
         try:
             status = request("GET", f"{base_url}/connectors/{name}/status")
         except ConnectError:
-            time.sleep(1)
+            time.sleep(pauses.next_delay())
             continue
         states = [status["connector"], *status.get("tasks", [])]
         failed = [s for s in states if s["state"] == "FAILED"]
@@ -70,7 +80,7 @@ def wait_running(base_url: str, name: str, timeout: float = 90) -> dict:
             raise ConnectError(f"{name} FAILED:\n{failed[0].get('trace', '(no trace)')}")
         if status.get("tasks") and all(s["state"] == "RUNNING" for s in states):
             return status
-        time.sleep(1)
+        time.sleep(pauses.next_delay())
     raise ConnectError(f"{name} not RUNNING after {timeout:.0f}s: {status}")
 
 

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from capstock.backoff import Backoff
 from capstock.history.schema import role_statements
 
 from stack.settings import CassandraLogins, PostgresLogins
@@ -165,7 +166,8 @@ def cassandra_admin_session(
     """(cluster, session) as the administrator, created through the built-in superuser
     when it does not exist yet (the first start).
 
-    Tries again every ``retry_seconds`` for ``wait_seconds`` while Cassandra is not
+    Tries again (pauses from :class:`capstock.backoff.Backoff`, up to ``retry_seconds``)
+    for ``wait_seconds`` while Cassandra is not
     reachable, while the built-in superuser does not exist yet (the compose image creates
     it some seconds after CQL opens), and while a just created administrator is not
     accepted yet; then raises :class:`RolesError` ending with ``hint``.
@@ -173,6 +175,7 @@ def cassandra_admin_session(
     admin = logins.cassandra_admin_user
     password = logins.cassandra_admin_password.get_secret_value()
     deadline = clock() + wait_seconds
+    pauses = Backoff(base=retry_seconds / 4, cap=retry_seconds, max_attempts=None)
     created = False
     while True:
         try:
@@ -197,7 +200,7 @@ def cassandra_admin_session(
                 f"cannot log in as {admin} with CASSANDRA_ADMIN_PASSWORD from .env, and the "
                 f"built-in superuser is gone or refused ({last}). {hint}"
             )
-        sleep(retry_seconds)
+        sleep(pauses.next_delay())
 
 
 def apply_cassandra_roles(session, logins: CassandraLogins, timeout: float = 30.0) -> list[str]:  # type: ignore[no-untyped-def]
