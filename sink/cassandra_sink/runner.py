@@ -80,6 +80,9 @@ def default_group_id(connector_name: str) -> str:
 
 @dataclass
 class SinkStats:
+    """What this process did since it started (the committed offsets, which `make status`
+    and `make watch` read, are the lasting count)."""
+
     written: Counter = field(default_factory=Counter)
     tombstones: int = 0
     bad_records: Counter = field(default_factory=Counter)
@@ -89,7 +92,8 @@ class SinkStats:
         total = sum(self.written.values())
         per_table = " ".join(f"{t}={n}" for t, n in sorted(self.written.items()))
         return (
-            f"sink: written={total} ({per_table or 'none'}) tombstones={self.tombstones} "
+            f"sink since start: written={total} ({per_table or 'none'}) "
+            f"tombstones={self.tombstones} "
             f"bad_records={sum(self.bad_records.values())} dead_lettered={self.dead_lettered}"
         )
 

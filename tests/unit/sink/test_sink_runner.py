@@ -188,3 +188,12 @@ def test_the_cli_help_documents_the_group_and_the_bad_record_handling(
     assert "connect-<connector name>" in help_text
     assert "static member id\n<group>-0" in help_text
     assert "Cassandra refuses as invalid" in help_text
+
+
+def test_the_stats_line_says_it_counts_since_the_start() -> None:
+    from collections import Counter
+
+    from cassandra_sink.runner import SinkStats
+
+    line = SinkStats(written=Counter({"heartbeat": 2, "kline_data": 3})).line()
+    assert line.startswith("sink since start: written=5 (heartbeat=2 kline_data=3) ")
