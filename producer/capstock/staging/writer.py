@@ -404,7 +404,8 @@ class PostgresWriter:
         t = sql.Identifier("open_time")
         query = sql.SQL(
             "SELECT min({t}), max({t}) FROM ("
-            "SELECT {t}, {t} - %s * row_number() OVER (ORDER BY {t}) AS run FROM {table} "
+            "SELECT {t}, {t} - %s::interval * row_number() OVER (ORDER BY {t}) AS run "
+            "FROM {table} "
             "WHERE {symbol} = %s AND {interval} = %s AND {closed} AND {t} BETWEEN %s AND %s"
             ") candles GROUP BY run ORDER BY 1"
         ).format(
