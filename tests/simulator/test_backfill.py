@@ -373,3 +373,42 @@ def test_the_command_line_reaches_the_backfill(simulator, monkeypatch, capsys):
         signal.signal(signal.SIGINT, saved[0])
         signal.signal(signal.SIGTERM, saved[1])
     assert "is not before --until 3h" in capsys.readouterr().err
+
+
+def test_a_failing_symbol_does_not_stop_the_others(caplog, monkeypatch):
+    from capstock.backoff import RetriesExhausted
+
+    caplog.set_level(logging.INFO, logger="capstock.ingest.backfill")
+    real = ExchangeClient.klines
+
+    def klines(self, symbol, *args, **kwargs):
+        if symbol == "ETHUSDT":
+            raise RetriesExhausted("klines: HTTP 503 six times")
+        return real(self, symbol, *args, **kwargs)
+
+    monkeypatch.setattr(ExchangeClient, "klines", klines)
+    clock = FakeClock(NOW)
+    with start_simulator(symbols=3, seed=1, clock=clock, history_minutes=60) as sim:
+        run = Run(sim, clock)
+        status = run("--since", "30m", "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT")
+    assert status == EXIT_FAILED
+    assert {k[0] for k in run.writer.tables["kline_data"]} == {"BTCUSDT", "SOLUSDT"}
+    assert "symbol=ETHUSDT dataset=klines failed: klines: HTTP 503 six times" in caplog.text
+    assert "failed: ETHUSDT (run again to retry them) (exit 1)" in caplog.text
+
+
+def test_an_exchange_without_historical_trades_is_a_usage_error(monkeypatch):
+    from capstock.exchange.client import SymbolRejected
+
+    def not_found(self, symbol, from_id, limit=1000):
+        raise SymbolRejected(symbol, "historicalTrades", 404, None, "Not Found")
+
+    monkeypatch.setattr(ExchangeClient, "trades_from_id", not_found)
+    clock = FakeClock(NOW)
+    with start_simulator(symbols=3, seed=1, clock=clock, history_minutes=60) as sim:
+        run = Run(sim, clock)
+        status = run("--since", "30m", "--symbols", "BTCUSDT", "--datasets", "trades")
+    assert status == EXIT_CONFIG
+    assert f"{sim.url} does not serve /api/v3/historicalTrades (HTTP 404)" in (
+        run.stderr.getvalue()
+    )

@@ -87,7 +87,6 @@ log = logging.getLogger("capstock.ingest.backfill")
 DATASETS: dict[str, Table] = {"klines": KLINE_DATA, "trades": RECENT_TRADES}
 """Dataset name (``--datasets``) → the table it fills."""
 UNITS = {"klines": "kline", "trades": "trade"}
-EXAMPLES = 5
 
 
 class Writer(Protocol):
