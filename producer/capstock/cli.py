@@ -1,8 +1,9 @@
 """``cap-stock``: the command line, one sub-command per stage's entry point.
 
-:func:`commands` lists every sub-command (the producer's here, the history store's from
-:mod:`capstock.history.setup`); :func:`build_parser` turns each into an argparse
-sub-command. Exit statuses: :mod:`capstock.commands`.
+:func:`commands` lists every sub-command (the producer's here, ``backfill`` from
+:mod:`capstock.ingest.backfill_cli`, the history store's from :mod:`capstock.history.setup`);
+:func:`build_parser` turns each into an argparse sub-command. Exit statuses:
+:mod:`capstock.commands`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from capstock.commands import (
 )
 from capstock.config import ConfigError, LogSettings, Settings, load, load_settings
 from capstock.history import setup as history_setup
+from capstock.ingest import backfill_cli
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_SPOOLED", "build_parser", "main"]
 
@@ -121,7 +123,9 @@ def _builtin_commands() -> list[Command]:
 
 def commands() -> dict[str, Command]:
     """Every sub-command by name, in the order ``cap-stock --help`` lists them."""
-    return {c.name: c for c in [*_builtin_commands(), *history_setup.COMMANDS]}
+    return {
+        c.name: c for c in [*_builtin_commands(), *backfill_cli.COMMANDS, *history_setup.COMMANDS]
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -186,3 +186,22 @@ def test_a_request_the_server_answered_keeps_its_weight(simulator):
     with pytest.raises(RetriesExhausted):
         ex.ping()
     assert ex.stats.weight_requested == 2  # two pings of weight 1 reached the server
+
+
+def test_history_calls_go_through_the_same_policy(simulator):
+    """trades_from_id (historicalTrades), agg_trades and klines by time: paced, weighed
+    and retried like every other call."""
+    simulator.add_fault("429", count=1, retry_after=3, paths="historicalTrades")
+    simulator.add_fault("5xx", count=1, status=503, paths="aggTrades")
+    ex = exchange(simulator.url)
+    newest = ex.agg_trades("BTCUSDT", limit=1)
+    assert len(newest) == 1 and newest[0]["f"] == newest[0]["l"] == newest[0]["a"]
+    start = simulator.market.trades("BTCUSDT", 1000)[0].id  # minutes ago
+    trades = ex.trades_from_id("BTCUSDT", start, 20)
+    assert [t["id"] for t in trades] == list(range(start, start + 20))
+    assert ex.sleeper.waits[-1] == 3 and ex.stats.rate_limited == 1 and ex.stats.retries == 1
+    t0 = trades[0]["time"] // 60_000 * 60_000
+    klines = ex.klines("BTCUSDT", "1m", 1000, start_ms=t0, end_ms=t0 + 120_000)
+    assert [k[0] for k in klines] == [t0, t0 + 60_000, t0 + 120_000]
+    weights = (4 + 4) + (25 + 25) + 2  # each try is charged
+    assert ex.stats.weight_requested == weights

@@ -54,12 +54,39 @@ class MemoryWriter:
         ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
         return max(ids) if ids else None
 
+    def stored_kline_runs(self, symbol, interval, first, last, step):
+        opens = sorted(
+            k[2]
+            for k, row in self.tables["kline_data"].items()
+            if k[:2] == (symbol, interval) and row["is_closed"] and first <= k[2] <= last
+        )
+        return _runs(opens, step)
+
+    def stored_trade_id_runs(self, symbol, first_id, last_id):
+        ids = sorted(
+            k[1]
+            for k in self.tables["recent_trades"]
+            if k[0] == symbol and first_id <= k[1] <= last_id
+        )
+        return _runs(ids, 1)
+
     def trade_gaps_total(self, source):
         row = self.tables["heartbeat"].get((source,))
         return (row or {}).get("trade_gaps_total") or 0
 
     def close(self):
         pass
+
+
+def _runs(values, step):
+    """Consecutive runs of sorted ``values`` as (first, last) pairs (the writer's SQL)."""
+    runs = []
+    for v in values:
+        if runs and v - runs[-1][1] == step:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return [tuple(r) for r in runs]
 
 
 def make_producer(url, clock=None, writer=None, **universe):

@@ -351,7 +351,18 @@ class ExchangeClient:
             )
         return data if isinstance(data, list) else [data]
 
-    def klines(self, symbol: str, interval: str, limit: int) -> list[list]:
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        limit: int,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[list]:
+        """Candles, oldest first (weight 2): the newest ``limit``, or with ``start_ms`` the
+        first ``limit`` opening at or after it; ``end_ms`` bounds the open time (inclusive).
+        Paging a range: the next ``start_ms`` is the last open time plus the interval."""
         return self.call(
             "klines",
             limits.WEIGHT_KLINES,
@@ -359,6 +370,7 @@ class ExchangeClient:
             symbol=symbol,
             interval=interval,
             limit=limit,
+            **_present(startTime=start_ms, endTime=end_ms),
         )
 
     def recent_trades(self, symbol: str, limit: int) -> list[dict]:
@@ -370,6 +382,53 @@ class ExchangeClient:
             limit=limit,
         )
 
+    def trades_from_id(
+        self, symbol: str, from_id: int, limit: int = limits.TRADES_MAX_LIMIT
+    ) -> list[dict]:
+        """Up to ``limit`` trades with id >= ``from_id`` in id order, in the shape of
+        ``recent_trades`` (``GET /api/v3/historicalTrades``, weight 25, at most 1,000).
+
+        Trade ids are consecutive per symbol, so a hole ``a..b`` is filled by calling this
+        from ``a`` and again from the last id returned plus one until ``b`` is passed (see
+        :func:`capstock.ingest.paging.trade_pages`). Ids the exchange never issued are
+        simply absent. Not served by ``data-api.binance.vision`` (404 there)."""
+        return self.call(
+            "historicalTrades",
+            limits.WEIGHT_HISTORICAL_TRADES,
+            self.client.get_historical_trades,
+            symbol=symbol,
+            fromId=from_id,
+            limit=limit,
+        )
+
+    def agg_trades(
+        self,
+        symbol: str,
+        *,
+        limit: int = limits.TRADES_MAX_LIMIT,
+        from_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[dict]:
+        """Aggregate trades, oldest first (``GET /api/v3/aggTrades``, weight 4): by
+        aggregate id from ``from_id``, or between ``start_ms`` and ``end_ms`` (inclusive;
+        keep the window under an hour, older docs require it), or the newest ``limit``.
+
+        Sample (``a`` aggregate id, ``f``/``l`` first and last *trade* id, ``T`` time)::
+
+            {"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781,
+             "T": 1498793709153, "m": true, "M": true}
+
+        Aggregate ids are not trade ids: use ``f``/``l`` to find trade ids by time."""
+        return self.call(
+            "aggTrades",
+            limits.WEIGHT_AGG_TRADES,
+            self.client.get_aggregate_trades,
+            symbol=symbol,
+            limit=limit,
+            **_present(fromId=from_id, startTime=start_ms, endTime=end_ms),
+        )
+
     def order_book(self, symbol: str, limit: int) -> dict:
         return self.call(
             "depth",
@@ -378,6 +437,11 @@ class ExchangeClient:
             symbol=symbol,
             limit=limit,
         )
+
+
+def _present(**params: Any) -> dict[str, Any]:
+    """The optional parameters that have a value (python-binance would send ``None``)."""
+    return {name: value for name, value in params.items() if value is not None}
 
 
 def _json_array(symbols: list[str]) -> str:

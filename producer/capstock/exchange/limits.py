@@ -26,6 +26,8 @@ WEIGHT_PING = 1
 WEIGHT_TIME = 1
 WEIGHT_EXCHANGE_INFO = 20
 WEIGHT_TRADES = 25
+WEIGHT_HISTORICAL_TRADES = 25
+"""``GET /api/v3/historicalTrades`` (trades by id). Not served by data-api.binance.vision."""
 WEIGHT_AGG_TRADES = 4
 WEIGHT_KLINES = 2
 

@@ -29,6 +29,7 @@ FIXED_WEIGHTS: Mapping[str, int] = {
     "exchangeInfo": limits.WEIGHT_EXCHANGE_INFO,
     "klines": limits.WEIGHT_KLINES,
     "trades": limits.WEIGHT_TRADES,
+    "historicalTrades": limits.WEIGHT_HISTORICAL_TRADES,
     "aggTrades": limits.WEIGHT_AGG_TRADES,
 }
 """Endpoints whose weight does not depend on the parameters; any other path costs 1."""

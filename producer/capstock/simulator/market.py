@@ -7,6 +7,13 @@ the elapsed interval are generated then (a Poisson stream per symbol), and each 
 updates its one-minute candle. Longer intervals are aggregated from the one-minute candles.
 The same seed and the same sequence of ``advance`` times give the same market.
 
+Only the last :data:`~capstock.simulator.history.EAGER_HISTORY_MINUTES` of
+``history_minutes`` are generated that way at start; the minutes before them are made on
+demand, deterministically (:mod:`capstock.simulator.history`), so a day or a week of
+history costs little. Trade ids run on without a break from that history into the live
+trades, and every live trade is kept on a compact tape (:mod:`capstock.simulator.tape`):
+:meth:`Market.trades_from_id` and :meth:`Market.trades_between` page through all of it.
+
 :meth:`Market.to_state` and :meth:`Market.from_state` carry the whole market (prices, trade
 ids, candles, 24h figures, the random generator) across a restart as plain JSON data, so
 a restored market continues exactly where it stopped: no trades happen while it is away.
@@ -21,16 +28,15 @@ from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-MINUTE_MS = 60_000
+from capstock.simulator.history import EAGER_HISTORY_MINUTES, MINUTE_MS, STEP_SIGMA, SymbolHistory
+from capstock.simulator.tape import TradeTape
+
 DAY_MS = 24 * 60 * MINUTE_MS
 TRADE_HISTORY = 1000
 """Trades kept per symbol: the maximum ``limit`` of GET /api/v3/trades."""
 CANDLE_HISTORY_MINUTES = 2 * 24 * 60
 MAX_TRADES_PER_ADVANCE = 5000
 """Per symbol; a longer pause skips time (ids stay contiguous)."""
-STEP_SIGMA = 0.0002
-"""Relative standard deviation of the price change per trade."""
-
 # Base asset -> rough price in USDT. Listed in the order symbols are created.
 ANCHORS: tuple[tuple[str, str], ...] = (
     ("BTC", "65000"),
@@ -173,7 +179,11 @@ class Market:
         self.trade_rate = trade_rate
         self.rng = random.Random(seed)
         self.symbols: dict[str, SymbolState] = {}
-        start_ms = now_ms - history_minutes * MINUTE_MS
+        self.history: dict[str, SymbolHistory] = {}
+        """Per symbol, the past before the trades generated at start (may be empty)."""
+        self.tapes: dict[str, TradeTape] = {}
+        """Per symbol, every trade generated since this object was made."""
+        start_ms = now_ms - min(history_minutes, EAGER_HISTORY_MINUTES) * MINUTE_MS
         for i in range(symbol_count):
             if i < len(ANCHORS):
                 base, anchor = ANCHORS[i]
@@ -185,8 +195,37 @@ class Market:
         if symbol_count >= 3:
             for base, quote, anchor in CROSS_PAIRS:
                 self._add(base, quote, Decimal(anchor), trade_rate / 2, start_ms)
+        first_minute = (now_ms - history_minutes * MINUTE_MS) // MINUTE_MS * MINUTE_MS
+        past_minutes = (start_ms // MINUTE_MS * MINUTE_MS - first_minute) // MINUTE_MS
+        if past_minutes > 0:
+            for s in self.symbols.values():
+                self.history[s.symbol] = self._history(
+                    s, first_minute, past_minutes, s.next_trade_id, s.price
+                )
         self.now_ms = start_ms
         self.advance(now_ms)
+
+    def _history(
+        self, s: SymbolState, start_ms: int, minutes: int, end_id: int, end_price: Decimal
+    ) -> SymbolHistory:
+        return SymbolHistory(
+            seed=self.seed,
+            symbol=s.symbol,
+            start_ms=start_ms,
+            minutes=minutes,
+            end_id=end_id,
+            end_price=end_price,
+            tick=s.tick,
+            step=s.step,
+            trade_rate=s.trade_rate,
+            notional_median=s.notional_median,
+        )
+
+    def _tape(self, s: SymbolState) -> TradeTape:
+        tape = self.tapes.get(s.symbol)
+        if tape is None:
+            tape = self.tapes[s.symbol] = TradeTape(s.tick, s.step)
+        return tape
 
     def _add(self, base: str, quote: str, price: Decimal, rate: float, start_ms: int) -> None:
         rng = self.rng
@@ -257,6 +296,7 @@ class Market:
         s.next_trade_id += 1
         s.update_id += rng.randrange(1, 4)
         s.trades.append(trade)
+        self._tape(s).append(trade.id, trade.price, trade.qty, time_ms, trade.is_buyer_maker)
         s.high_24h = max(s.high_24h, s.price)
         s.low_24h = min(s.low_24h, s.price)
         s.generated_volume += qty
@@ -291,6 +331,7 @@ class Market:
             "now_ms": self.now_ms,
             "rng": [version, list(internal), gauss],
             "symbols": [_encode(s) for s in self.symbols.values()],
+            "history": {symbol: h.to_state() for symbol, h in self.history.items()},
         }
 
     @classmethod
@@ -316,6 +357,16 @@ class Market:
             market.symbols[s.symbol] = s
         if not market.symbols:
             raise ValueError("no symbols")
+        market.tapes = {}
+        market.history = {}
+        for symbol, h in state.get("history", {}).items():
+            market.history[symbol] = market._history(
+                market.symbols[symbol],
+                int(h["start_ms"]),
+                int(h["minutes"]),
+                int(h["end_id"]),
+                Decimal(h["end_price"]),
+            )
         return market
 
     # -- views -----------------------------------------------------------------------------
@@ -323,6 +374,47 @@ class Market:
     def trades(self, symbol: str, limit: int) -> list[Trade]:
         trades = self.symbols[symbol].trades
         return list(trades)[-limit:] if limit else []
+
+    def trades_from_id(self, symbol: str, from_id: int, limit: int) -> list[Trade]:
+        """Up to ``limit`` trades with id >= ``from_id``, oldest first, from the whole
+        history: the generated past, then the live trades."""
+        history = self.history.get(symbol)
+        found = history.trades_from_id(from_id, limit) if history else []
+        found += self._live(symbol, lambda tape: tape.from_id(from_id, limit - len(found)))
+        return [Trade(*t) for t in found[:limit]]
+
+    def trades_between(self, symbol: str, start_ms: int, end_ms: int, limit: int) -> list[Trade]:
+        """Up to ``limit`` trades with ``start_ms <= time <= end_ms``, oldest first."""
+        history = self.history.get(symbol)
+        found = history.trades_between(start_ms, end_ms, limit) if history else []
+        found += self._live(symbol, lambda tape: tape.between(start_ms, end_ms, limit - len(found)))
+        return [Trade(*t) for t in found[:limit]]
+
+    def _live(self, symbol: str, read) -> list[tuple]:  # type: ignore[no-untyped-def]
+        """Live trades as (id, price, qty, time_ms, is_buyer_maker): what ``read`` finds on
+        the tape, after the kept trades older than the tape (a continued market's)."""
+        s = self.symbols[symbol]
+        tape = self._tape(s)
+        first = tape.first_id
+        if not s.trades or (first is not None and s.trades[0].id >= first):
+            return read(tape)
+        older = TradeTape(s.tick, s.step)
+        for t in s.trades:
+            if first is None or t.id < first:
+                older.append(t.id, t.price, t.qty, t.time_ms, t.is_buyer_maker)
+        return read(older) + read(tape)
+
+    def _candle(self, s: SymbolState, minute_ms: int) -> Candle | None:
+        """The one-minute candle opening at ``minute_ms``, generated past or live."""
+        live = s.candles.get(minute_ms)
+        if live is not None:
+            return live
+        history = self.history.get(s.symbol)
+        made = history.candle(minute_ms) if history else None
+        if made is None:
+            return None
+        op, hi, lo, cl, volume, quote, count, taker_base, taker_quote = made
+        return Candle(minute_ms, op, hi, lo, cl, volume, quote, count, taker_base, taker_quote)
 
     def klines(
         self,
@@ -339,9 +431,13 @@ class Market:
         with zero volume, as on the exchange.
         """
         s = self.symbols[symbol]
-        if not s.candles:
+        history = self.history.get(symbol)
+        if history is not None:
+            first_minute = history.start_ms
+        elif s.candles:
+            first_minute = next(iter(s.candles))
+        else:
             return []
-        first_minute = next(iter(s.candles))
         first_bucket = first_minute // interval_ms * interval_ms
         last_bucket = self.now_ms // interval_ms * interval_ms
         if start_ms is not None:
@@ -349,7 +445,7 @@ class Market:
             buckets = range(lo, last_bucket + 1, interval_ms)
             if end_ms is not None:
                 buckets = range(lo, min(last_bucket, end_ms) + 1, interval_ms)
-            wanted = list(buckets)[:limit]
+            wanted = list(buckets[:limit])
         else:
             hi = (
                 last_bucket
@@ -364,10 +460,12 @@ class Market:
         for minute, candle in s.candles.items():
             if wanted and minute < wanted[0]:
                 prev_close = candle.close
+        if prev_close is None and wanted and history is not None:
+            prev_close = history.close_before(wanted[0])
         for bucket in wanted:
             agg: Candle | None = None
             for minute in range(bucket, bucket + interval_ms, MINUTE_MS):
-                c = s.candles.get(minute)
+                c = self._candle(s, minute)
                 if c is None:
                     continue
                 if agg is None:

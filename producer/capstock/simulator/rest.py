@@ -1,17 +1,24 @@
 """Binance's spot market-data endpoints over a :class:`Market`: query parameters in, JSON body out.
 
 Served under ``/api/v3``: ``ping``, ``time``, ``exchangeInfo``, ``klines``, ``trades``,
-``aggTrades``, ``depth``, ``ticker/24hr``, ``ticker/price``. Shapes follow the exchange:
-decimals as 8-decimal strings, times as integer milliseconds, klines as 12-element arrays.
-A request the exchange would reject raises :class:`ApiError` with its code and message,
-e.g. ``GET /api/v3/trades?symbol=NOPE``::
+``historicalTrades``, ``aggTrades``, ``depth``, ``ticker/24hr``, ``ticker/price``. Shapes
+follow the exchange: decimals as 8-decimal strings, times as integer milliseconds, klines
+as 12-element arrays.
+``klines`` (``startTime``/``endTime``/``limit``), ``historicalTrades`` (``fromId``) and
+``aggTrades`` (``fromId`` or ``startTime``/``endTime``) page through the market's whole
+history (``--history-minutes`` before the start, and every trade since), with the same
+consecutive trade ids ``trades`` shows. A request the exchange would reject raises
+:class:`ApiError` with its code and message, e.g. ``GET /api/v3/trades?symbol=NOPE``::
 
     {"code": -1121, "msg": "Invalid symbol."}
 
 No HTTP here, no weights and no faults: :mod:`capstock.simulator.exchange` adds those.
 
 Limitations: kline intervals ``1s``, ``3d``, ``1w`` and ``1M`` answer -1120; each
-aggregate trade holds exactly one trade; limits above an endpoint's maximum are capped.
+aggregate trade holds exactly one trade (its id is the trade id); ``aggTrades`` with only
+``endTime`` answers the hour before it, oldest first; ``historicalTrades`` asks for no API
+key (the exchange's current docs ask none either; older ones did, as ``MARKET_DATA``);
+limits above an endpoint's maximum are capped.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ MINI_TICKER_FIELDS = (
     "count",
 )
 """What ``ticker/24hr?type=MINI`` keeps of the full ticker."""
+AGG_TRADES_WINDOW_MS = 60 * MINUTE_MS
+"""``aggTrades`` with ``endTime`` alone answers from this long before it."""
 
 
 class ApiError(Exception):
@@ -160,6 +169,7 @@ class RestApi:
             "time": self.time,
             "exchangeInfo": self.exchange_info,
             "trades": self.trades,
+            "historicalTrades": self.historical_trades,
             "aggTrades": self.agg_trades,
             "klines": self.klines,
             "depth": self.depth,
@@ -251,18 +261,19 @@ class RestApi:
     def trades(self, params: Params) -> Any:
         symbol = symbol_param(self.market, params)
         limit = limit_param(params, 500, limits.TRADES_MAX_LIMIT)
-        return [
-            {
-                "id": t.id,
-                "price": fmt(t.price),
-                "qty": fmt(t.qty),
-                "quoteQty": fmt_exact(t.quote_qty),
-                "time": t.time_ms,
-                "isBuyerMaker": t.is_buyer_maker,
-                "isBestMatch": True,
-            }
-            for t in self.market.trades(symbol, limit)
-        ]
+        return [_trade(t) for t in self.market.trades(symbol, limit)]
+
+    def historical_trades(self, params: Params) -> Any:
+        """``GET /api/v3/historicalTrades``: ``limit`` trades from ``fromId`` on (the most
+        recent without it), in the shape of ``trades``."""
+        symbol = symbol_param(self.market, params)
+        limit = limit_param(params, 500, limits.TRADES_MAX_LIMIT)
+        from_id = int_param(params, "fromId")
+        if from_id is None:
+            trades = self.market.trades(symbol, limit)
+        else:
+            trades = self.market.trades_from_id(symbol, from_id, limit)
+        return [_trade(t) for t in trades]
 
     def agg_trades(self, params: Params) -> Any:
         symbol = symbol_param(self.market, params)
@@ -270,13 +281,15 @@ class RestApi:
         from_id = int_param(params, "fromId")
         start = int_param(params, "startTime")
         end = int_param(params, "endTime")
-        trades = self.market.trades(symbol, limits.TRADES_MAX_LIMIT)
         if from_id is not None:
-            trades = [t for t in trades if t.id >= from_id][:limit]
-        elif start is not None or end is not None:
-            trades = [t for t in trades if _within(t, start, end)][:limit]
+            trades = self.market.trades_from_id(symbol, from_id, limit)
+        elif end is not None:
+            start = max(0, end - AGG_TRADES_WINDOW_MS) if start is None else start
+            trades = self.market.trades_between(symbol, start, end, limit)
+        elif start is not None:
+            trades = self.market.trades_between(symbol, start, self.market.now_ms, limit)
         else:
-            trades = trades[-limit:]
+            trades = self.market.trades(symbol, limit)
         return [
             {
                 "a": t.id,
@@ -340,5 +353,14 @@ class RestApi:
         return prices[0] if "symbol" in params else prices
 
 
-def _within(trade: Trade, start: int | None, end: int | None) -> bool:
-    return (start is None or trade.time_ms >= start) and (end is None or trade.time_ms <= end)
+def _trade(t: Trade) -> dict[str, Any]:
+    """One trade as ``trades`` and ``historicalTrades`` render it."""
+    return {
+        "id": t.id,
+        "price": fmt(t.price),
+        "qty": fmt(t.qty),
+        "quoteQty": fmt_exact(t.quote_qty),
+        "time": t.time_ms,
+        "isBuyerMaker": t.is_buyer_maker,
+        "isBestMatch": True,
+    }

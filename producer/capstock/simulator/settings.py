@@ -41,7 +41,12 @@ class SimulatorSettings(BaseSettings):
     trade_rate: float = Field(
         1.0, gt=0, allow_inf_nan=False, description="mean trades per second per symbol"
     )
-    history_minutes: int = Field(30, ge=0, description="market history generated at start")
+    history_minutes: int = Field(
+        30,
+        ge=0,
+        description="minutes of market history before the start (klines, trades by id); "
+        "beyond the last 30 made on demand, so 1440 (a day) starts at once",
+    )
     weight_limit: int = Field(
         limits.REQUEST_WEIGHT_LIMIT_1M, ge=1, description="request weight per minute before 429"
     )

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Literal, TypeVar
 
@@ -394,6 +394,48 @@ class PostgresWriter:
             return row[0] if row else None
 
         return self._with_retry("read last trade id", query)
+
+    def stored_kline_runs(
+        self, symbol: str, interval: str, first: datetime, last: datetime, step: timedelta
+    ) -> list[tuple[datetime, datetime]]:
+        """Runs of consecutive *closed* candles stored for ``symbol`` and ``interval``
+        with open times from ``first`` to ``last``: (first open, last open) each, oldest
+        first. What ``cap-stock backfill`` does not fetch again (an open candle is)."""
+        t = sql.Identifier("open_time")
+        query = sql.SQL(
+            "SELECT min({t}), max({t}) FROM ("
+            "SELECT {t}, {t} - %s::interval * row_number() OVER (ORDER BY {t}) AS run "
+            "FROM {table} "
+            "WHERE {symbol} = %s AND {interval} = %s AND {closed} AND {t} BETWEEN %s AND %s"
+            ") candles GROUP BY run ORDER BY 1"
+        ).format(
+            t=t,
+            table=sql.Identifier("kline_data"),
+            symbol=sql.Identifier("symbol"),
+            interval=sql.Identifier("interval"),
+            closed=sql.Identifier("is_closed"),
+        )
+        params = (step, symbol, interval, first, last)
+        return self._with_retry(
+            "read stored klines", lambda conn: [tuple(r) for r in conn.execute(query, params)]
+        )
+
+    def stored_trade_id_runs(
+        self, symbol: str, first_id: int, last_id: int
+    ) -> list[tuple[int, int]]:
+        """Runs of consecutive trade ids stored for ``symbol`` from ``first_id`` to
+        ``last_id``: (first id, last id) each, lowest first (the holes are between)."""
+        i = sql.Identifier("trade_id")
+        query = sql.SQL(
+            "SELECT min({i}), max({i}) FROM ("
+            "SELECT {i}, {i} - row_number() OVER (ORDER BY {i}) AS run FROM {table} "
+            "WHERE {symbol} = %s AND {i} BETWEEN %s AND %s"
+            ") trades GROUP BY run ORDER BY 1"
+        ).format(i=i, table=sql.Identifier("recent_trades"), symbol=sql.Identifier("symbol"))
+        params = (symbol, first_id, last_id)
+        return self._with_retry(
+            "read stored trade ids", lambda conn: [tuple(r) for r in conn.execute(query, params)]
+        )
 
     def trade_gaps_total(self, source: str) -> int:
         """The trade-gap total stored in ``source``'s heartbeat row (0 when there is none):
