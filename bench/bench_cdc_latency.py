@@ -6,7 +6,7 @@ slot, topics, keyspace and sink; see tests/support/cdc_harness.py). A poller rea
 the last row of each transaction back from Cassandra and records how long after the
 commit it became readable.
 
-Prints p50/p95/p99 at the steady rate (goal: p99 ≤ 1 s at 1,000 rows/s) and where the
+Prints p50/p95/p99 at the steady rate (goal: p99 below 1 s) and where the
 time goes, hop by hop, from timestamps each stage leaves on the row (one clock: every
 component runs on this machine):
 
@@ -89,10 +89,11 @@ class Run:
 
 def write_steadily(chain: CdcHarness, run: Run, seconds: float, next_id: list[int]) -> None:
     per_tick = max(1, round(run.rate * TICK_S))
-    insert = (
-        "INSERT INTO recent_trades (symbol, trade_id, price, qty, quote_qty, trade_time,"
-        " is_buyer_maker, is_best_match, day, ingested_at) VALUES "
-        "(%s, %s, %s, %s, %s, %s, %s, true, %s, %s)"
+    # COPY, not INSERTs: the writer shares the two cores with the chain it measures, and
+    # executemany's per-row Python work took a good part of one of them at 10,000 rows/s.
+    copy = (
+        "COPY recent_trades (symbol, trade_id, price, qty, quote_qty, trade_time,"
+        " is_buyer_maker, is_best_match, day, ingested_at) FROM STDIN"
     )
     start = time.monotonic()
     with psycopg.connect(chain.conninfo) as conn:
@@ -112,12 +113,14 @@ def write_steadily(chain: CdcHarness, run: Run, seconds: float, next_id: list[in
                         Decimal("12.34000617"),
                         now,
                         next_id[0] % 2 == 0,
+                        True,
                         now.date(),
                         now,
                     )
                 )
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(insert, rows)
+            with conn.transaction(), conn.cursor() as cur, cur.copy(copy) as writer:
+                for row in rows:
+                    writer.write_row(row)
             run.commits.put((next_id[0], time.monotonic()))
             run.committed_at[next_id[0]] = time.time()
             run.written += len(rows)
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             sustained = rate
             rate += 2000
-        print(f"highest sustained rate without growing lag: {sustained} rows/s (goal >= 5000)")
+        print(f"highest sustained rate without growing lag: {sustained} rows/s (goal >= 20000)")
     finally:
         chain.teardown(session)
         cluster.shutdown()
