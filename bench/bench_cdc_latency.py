@@ -18,7 +18,7 @@ component runs on this machine):
 
 Then it raises
 the rate step by step and prints the highest rate at which lag did not grow (goal:
-≥ 5,000 rows/s), next to the rate Postgres alone accepted (the baseline: what the
+≥ 20,000 rows/s on two cores), next to the rate Postgres alone accepted (the baseline: what the
 writer could offer the chain in the same run).
 
     PYTHONPATH=. python bench/bench_cdc_latency.py [--rate 1000] [--seconds 30] [--max-rate 12000]
