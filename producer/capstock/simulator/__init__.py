@@ -18,6 +18,7 @@ rest           Binance's market-data endpoints: query parameters in, JSON body o
 responses      the :class:`~capstock.simulator.responses.Response` value, refusals, broken bodies
 control        the ``/_sim/`` endpoints for tests and demos
 market         the seeded random-walk market
+book           each symbol's order book, one event per update id
 state          the market saved at a clean stop and continued by the next start
 settings       ``SIMULATOR_*`` settings, one class
 cli            ``cap-stock simulator``
