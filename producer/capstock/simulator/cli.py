@@ -7,6 +7,9 @@ default. ``--fault`` (repeatable) switches faults on from the start
 
     SIMULATOR_SYMBOLS=5 cap-stock simulator --port 8900 --fault 429,count=3,retry_after=2
 
+The streams are served at ``ws://host:<ws-port>/`` (the API port + 1 unless ``--ws-port``),
+with the ``ws_*`` faults, e.g. ``--fault ws_drop,probability=0.001``.
+
 At the stop the market is saved to ``--state-dir`` (if set); exit 1 if that fails.
 """
 
@@ -37,7 +40,8 @@ EXIT_USAGE = 2
 FAULT_HELP = (
     "inject a fault, repeatable: 429,count=3,retry_after=2 | 418,count=1 | "
     "5xx,probability=0.1,status=503 | slow,delay=3 | malformed,count=2 | "
-    "truncated,paths=depth | unfiltered,paths=ticker/price"
+    "truncated,paths=depth | unfiltered,paths=ticker/price | "
+    "ws_drop,count=1 | ws_stall,pongs=false | ws_skip,paths=btcusdt@depth | ws_rollover"
 )
 
 
@@ -71,10 +75,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_simulator_settings(given_flags(args))
     sim = Simulator(**settings.model_dump(), faults=faults)
     log.info(
-        "simulator serving %d symbols at %s (BINANCE_API_URL=%s)",
+        "simulator serving %d symbols at %s (BINANCE_API_URL=%s), streams at %s",
         len(sim.symbols()),
         sim.url,
         sim.url,
+        sim.ws_url,
     )
     signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):

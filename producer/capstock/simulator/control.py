@@ -5,7 +5,13 @@
   e.g. ``{"kind": "5xx", "count": 1, "status": 503}``;
 * ``DELETE /_sim/faults``: clear them;
 * ``POST /_sim/trade_gap`` ``{"symbol": "BTCUSDT", "skip": 5}``: skip trade ids;
-* ``POST /_sim/reset``: forget used weight and bans.
+* ``POST /_sim/reset``: forget used weight and bans;
+* ``GET /_sim/streams``: websocket connections, their streams and counters (messages,
+  dropped, stalled, skipped, rollovers, rate_limited, pong_timeouts, ...);
+* ``POST /_sim/streams`` ``{"rollover_seconds": 5}``: reschedule the streams' rollover.
+
+Stream faults (``ws_drop``, ``ws_stall``, ``ws_skip``, ``ws_rollover``) go through
+``/_sim/faults`` like the others.
 
 Answers are JSON; a bad request body is 400 ``{"error": "..."}``, another path 404.
 """
@@ -55,6 +61,20 @@ def _trade_gap(sim: Simulator, read_json: ReadJson) -> Any:
     return {"ok": True}
 
 
+def _streams(sim: Simulator, read_json: ReadJson) -> Any:
+    return sim.streams.state()
+
+
+def _set_streams(sim: Simulator, read_json: ReadJson) -> Any:
+    data = read_json()
+    unknown = set(data) - {"rollover_seconds"}
+    if unknown:
+        raise ValueError(f"unknown stream settings: {sorted(unknown)}")
+    if "rollover_seconds" in data:
+        sim.set_rollover(float(data["rollover_seconds"]))
+    return sim.streams.state()
+
+
 def _reset(sim: Simulator, read_json: ReadJson) -> Any:
     sim.ledger.reset()
     return {"ok": True}
@@ -66,6 +86,8 @@ ROUTES: dict[tuple[str, str], Callable[[Simulator, ReadJson], Any]] = {
     ("DELETE", "/_sim/faults"): _clear_faults,
     ("POST", "/_sim/trade_gap"): _trade_gap,
     ("POST", "/_sim/reset"): _reset,
+    ("GET", "/_sim/streams"): _streams,
+    ("POST", "/_sim/streams"): _set_streams,
 }
 
 

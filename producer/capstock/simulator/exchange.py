@@ -12,6 +12,8 @@ A request for ``GET /api/v3/<endpoint>`` goes through :meth:`Simulator.respond`:
 5. ``malformed`` and ``truncated`` break the body on its way out.
 
 With ``state_dir`` the market outlives the process (:mod:`capstock.simulator.state`).
+The same market is streamed over websockets at :attr:`Simulator.ws_url`
+(:mod:`capstock.simulator.websocket`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from capstock.simulator import state as market_state
+from capstock.simulator import websocket
 from capstock.simulator.faults import Fault, FaultPlan
+from capstock.simulator.feed import StreamFeed
 from capstock.simulator.ledger import BAN_AFTER_429S, Charge, WeightLedger, request_weight
 from capstock.simulator.market import Market
 from capstock.simulator.responses import (
@@ -47,7 +51,8 @@ log = logging.getLogger(__name__)
 
 class Simulator:
     """The simulated exchange. ``start()`` serves in a background thread; ``url`` is what
-    ``BINANCE_API_URL`` should be set to.
+    ``BINANCE_API_URL`` should be set to, ``ws_url`` the streams' base (python-binance's
+    ``BinanceSocketManager.STREAM_URL``).
 
     With ``state_dir`` the market outlives the process: it continues the market saved
     there (if saved with the same seed, symbols and trade rate) and saves it again in
@@ -69,10 +74,21 @@ class Simulator:
         ban_seconds: int = DEFAULTS.ban_seconds,
         faults: Iterable[Fault] = (),
         state_dir: Path | None = DEFAULTS.state_dir,
+        ws_port: int | None = DEFAULTS.ws_port,
+        ws_ping_interval: float = DEFAULTS.ws_ping_interval,
+        ws_pong_timeout: float = websocket.PONG_TIMEOUT,
+        ws_rollover_seconds: float = DEFAULTS.ws_rollover_seconds,
     ) -> None:
         self.clock = clock
         # Bound first: a taken port must not consume the saved market.
         self._server = SimulatorServer((host, port), self)
+        if ws_port is None:
+            ws_port = port + 1 if port else 0
+        try:
+            ws_socket = websocket.bind(host, ws_port)
+        except OSError:
+            self._server.server_close()
+            raise
         self._thread: threading.Thread | None = None
         self.state_dir = state_dir
         self.market = self._continue_or_build_market(
@@ -89,6 +105,16 @@ class Simulator:
         )
         self.requests: Counter[str] = Counter()  # per endpoint, refused ones included
         self.statuses: Counter[int] = Counter()  # per HTTP status, control endpoints included
+        self.streams = websocket.StreamServer(
+            ws_socket,
+            feed=StreamFeed(self.market),
+            lock=self.market_lock,
+            now_ms=self.now_ms,
+            faults=self.faults,
+            ping_interval=ws_ping_interval,
+            pong_timeout=ws_pong_timeout,
+            rollover_seconds=ws_rollover_seconds,
+        )
 
     def _continue_or_build_market(
         self, *, symbols: int, seed: int, trade_rate: float, history_minutes: int
@@ -127,10 +153,17 @@ class Simulator:
         """The API base for python-binance / ``BINANCE_API_URL``: ``http://host:port/api``."""
         return f"http://{self.host}:{self.port}/api"
 
+    @property
+    def ws_url(self) -> str:
+        """The streams' base, ``ws://host:port/``: raw streams at ``ws_url + "ws/<stream>"``,
+        combined ones at ``ws_url + "stream?streams=a/b"``."""
+        return f"ws://{self.streams.host}:{self.streams.port}/"
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Simulator:
-        """Serve in a background thread; returns self."""
+        """Serve (API and streams) in background threads; returns self."""
+        self.streams.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -141,15 +174,19 @@ class Simulator:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (the exception propagates), then close
-        the socket. The market is not saved: call :meth:`save_state`."""
+        """Serve the API in this thread (the streams in another) until interrupted (the
+        exception propagates), then close the sockets. The market is not saved: call
+        :meth:`save_state`."""
+        self.streams.start()
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
+            self.streams.close()
             self._server.server_close()
 
     def close(self) -> None:
-        """Stop serving, close the socket and save the market (with ``state_dir``)."""
+        """Stop serving, close the sockets and save the market (with ``state_dir``)."""
+        self.streams.close()
         if self._thread is not None:
             self._server.shutdown()
         self._server.server_close()
@@ -186,13 +223,22 @@ class Simulator:
         with self.market_lock:
             self.market.skip_trade_ids(symbol, count)
 
+    def set_rollover(self, seconds: float) -> None:
+        """Close each stream connection ``seconds`` after it opened (on the simulator's
+        clock), from now on, open connections included."""
+        if not seconds > 0:
+            raise ValueError("rollover_seconds must be positive")
+        self.streams.rollover_seconds = float(seconds)
+
     def symbols(self) -> list[str]:
         return list(self.market.symbols)
 
     def state(self) -> dict[str, Any]:
-        """What ``GET /_sim/state`` shows: symbols, faults, used weight, requests, statuses."""
+        """What ``GET /_sim/state`` shows: symbols, faults, used weight, requests, statuses,
+        and the streams' connections and counters."""
         return {
             "url": self.url,
+            "ws_url": self.ws_url,
             "symbols": self.symbols(),
             "faults": self.faults.snapshot(),
             "weight_limit": self.weight_limit,
@@ -201,6 +247,7 @@ class Simulator:
             "weight_by_window": {str(start): w for start, w in self.ledger.by_window().items()},
             "requests": dict(self.requests),
             "statuses": {str(k): v for k, v in self.statuses.items()},
+            "streams": self.streams.state(),
         }
 
     # -- API -------------------------------------------------------------------------------

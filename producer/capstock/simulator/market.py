@@ -14,6 +14,10 @@ history costs little. Trade ids run on without a break from that history into th
 trades, and every live trade is kept on a compact tape (:mod:`capstock.simulator.tape`):
 :meth:`Market.trades_from_id` and :meth:`Market.trades_between` page through all of it.
 
+Each symbol's order book (:mod:`capstock.simulator.book`) is seeded the first time it is
+asked for and from then on changes with every update id a trade hands out, so a REST
+snapshot and the depth stream describe one book.
+
 :meth:`Market.to_state` and :meth:`Market.from_state` carry the whole market (prices, trade
 ids, candles, 24h figures, the random generator) across a restart as plain JSON data, so
 a restored market continues exactly where it stopped: no trades happen while it is away.
@@ -24,10 +28,12 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from capstock.simulator.book import OrderBook
 from capstock.simulator.history import EAGER_HISTORY_MINUTES, MINUTE_MS, STEP_SIGMA, SymbolHistory
 from capstock.simulator.tape import TradeTape
 
@@ -161,7 +167,13 @@ class SymbolState:
 
 
 class Market:
-    """The simulated market for ``symbol_count`` USDT pairs (plus two BTC-quoted pairs)."""
+    """The simulated market for ``symbol_count`` USDT pairs (plus two BTC-quoted pairs).
+
+    ``on_trade``, when set, is called with the symbol and each new trade as it is made
+    (under whatever lock the caller of :meth:`advance` holds); the stream feed uses it.
+    """
+
+    on_trade: Callable[[str, Trade], None] | None = None
 
     def __init__(
         self,
@@ -183,6 +195,7 @@ class Market:
         """Per symbol, the past before the trades generated at start (may be empty)."""
         self.tapes: dict[str, TradeTape] = {}
         """Per symbol, every trade generated since this object was made."""
+        self.books: dict[str, OrderBook] = {}
         start_ms = now_ms - min(history_minutes, EAGER_HISTORY_MINUTES) * MINUTE_MS
         for i in range(symbol_count):
             if i < len(ANCHORS):
@@ -297,6 +310,11 @@ class Market:
         s.update_id += rng.randrange(1, 4)
         s.trades.append(trade)
         self._tape(s).append(trade.id, trade.price, trade.qty, time_ms, trade.is_buyer_maker)
+        book = self.books.get(s.symbol)
+        if book is not None:
+            book.sync(s.update_id, s.price)
+        if self.on_trade is not None:
+            self.on_trade(s.symbol, trade)
         s.high_24h = max(s.high_24h, s.price)
         s.low_24h = min(s.low_24h, s.price)
         s.generated_volume += qty
@@ -351,6 +369,7 @@ class Market:
         market.rng.setstate((version, tuple(internal), gauss))
         market.now_ms = max(int(state["now_ms"]), now_ms)
         market.symbols = {}
+        market.books = {}
         for data in state["symbols"]:
             s = _decode_symbol(data)
             s.clock_ms = market.now_ms
@@ -501,29 +520,27 @@ class Market:
         return out
 
     def book(self, symbol: str, limit: int) -> tuple[int, list[tuple], list[tuple]]:
-        """(lastUpdateId, bids best-first, asks best-first) around the last price."""
-        s = self.symbols[symbol]
-        rng = random.Random(f"{self.seed}:{symbol}:{s.update_id}")
-        spread = s.tick * rng.randrange(1, 4)
-        best_bid = max(s.tick, s.price - (spread // 2 // s.tick) * s.tick)
-        best_ask = best_bid + spread
-        bids, asks = [], []
-        price = best_bid
-        for _ in range(limit):
-            if price <= 0:
-                break
-            bids.append((price, self._level_qty(s, rng)))
-            price -= s.tick * rng.randrange(1, 4)
-        price = best_ask
-        for _ in range(limit):
-            asks.append((price, self._level_qty(s, rng)))
-            price += s.tick * rng.randrange(1, 4)
-        return s.update_id, bids, asks
+        """(lastUpdateId, bids best-first, asks best-first) of :meth:`order_book`."""
+        return self.order_book(symbol).top(limit)
 
-    @staticmethod
-    def _level_qty(s: SymbolState, rng: random.Random) -> Decimal:
-        notional = s.notional_median * math.exp(rng.gauss(1.0, 1.0))
-        return max(s.step, (Decimal(str(round(notional, 6))) / s.price).quantize(s.step))
+    def order_book(self, symbol: str) -> OrderBook:
+        """The symbol's book as of its last update id, seeded around the last price the
+        first time it is asked for (:mod:`capstock.simulator.book`)."""
+        s = self.symbols[symbol]
+        book = self.books.get(symbol)
+        if book is None:
+            book = OrderBook(
+                seed=self.seed,
+                symbol=symbol,
+                price=s.price,
+                tick=s.tick,
+                step=s.step,
+                notional_median=s.notional_median,
+                update_id=s.update_id,
+            )
+            self.books[symbol] = book
+        book.sync(s.update_id, s.price)
+        return book
 
     def ticker_24hr(self, symbol: str) -> dict:
         """The FULL ticker/24hr object: synthetic baseline volume plus generated trades."""

@@ -56,8 +56,28 @@ class SimulatorSettings(BaseSettings):
         description="keep the market here across restarts, so trade ids continue "
         "(none: a fresh market on every start)",
     )
+    ws_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="websocket streams port (none: the API port + 1, a free one when that "
+        "is 0; 0 picks a free port)",
+    )
+    ws_ping_interval: float = Field(
+        20.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds between the streams' ping frames (unanswered for 60 s: closed)",
+    )
+    ws_rollover_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="a stream connection is closed (1001) this long after it opened, as "
+        "Binance does after 24 h",
+    )
 
-    @field_validator("state_dir", mode="before")
+    @field_validator("state_dir", "ws_port", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
