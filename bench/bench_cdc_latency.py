@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30, help="length of each run")
     parser.add_argument("--max-rate", type=int, default=12000, help="highest rate to try")
     parser.add_argument("--repeats", type=int, default=3, help="steady runs; medians printed")
+    parser.add_argument("--start-rate", type=int, default=2000, help="first rate step")
+    parser.add_argument("--step", type=int, default=2000, help="rate increment per step")
     args = parser.parse_args(argv)
 
     settings = StackSettings()
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in hops(steady, kafka_times(chain, ids)):
             print(line)
         sustained = 0
-        rate = 2000
+        rate = args.start_rate
         while rate <= args.max_rate:
             run = measure(chain, session, rate, args.seconds / 2, next_id)
             offered = run.written / run.elapsed
@@ -264,10 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                 f" last third p50={run.last_third_median() * 1000:.0f} ms"
                 f"{' -> lag grows' if grew else ''}"
             )
-            if grew:
+            if grew:  # where the backlog formed
+                for line in hops(run, kafka_times(chain, set(run.readable_at))):
+                    print(line)
                 break
             sustained = rate
-            rate += 2000
+            rate += args.step
         print(f"highest sustained rate without growing lag: {sustained} rows/s (goal >= 20000)")
     finally:
         chain.teardown(session)
