@@ -118,4 +118,4 @@ def test_python_binance_reconnects_after_a_dropped_connection(sim):
     assert errors and errors[0]["type"] == "ConnectionClosedError"
     assert got[-1]["e"] == "trade", "trades again after python-binance reconnected"
     counts = sim.streams.state()["counts"]
-    assert counts["dropped"] == 1 and counts["connections"] == 2
+    assert counts["dropped"] == 1 and counts["opened"] == 2

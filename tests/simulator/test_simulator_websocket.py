@@ -4,6 +4,7 @@ each stream fault. Timing comes from the simulator's fake clock where the simula
 one; waits are bounded."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from decimal import Decimal
 import pytest
 import requests
 from capstock.cli import build_parser
-from capstock.simulator import start_simulator
+from capstock.simulator import Simulator, start_simulator
 from capstock.simulator.cli import given_flags
 from capstock.simulator.settings import load_simulator_settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -430,6 +431,32 @@ def test_stream_settings_from_flags(monkeypatch, tmp_path):
     )
     monkeypatch.setenv("SIMULATOR_WS_PORT", "")
     assert load_simulator_settings({}).ws_port is None
+
+
+def test_streams_next_to_the_api_port_or_on_a_free_one_when_it_is_taken(caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        api_port = taken.getsockname()[1] - 1
+        try:
+            sim = Simulator(symbols=3, port=api_port, history_minutes=1)
+        except OSError:
+            pytest.skip(f"port {api_port} is taken too")
+        try:
+            assert sim.streams.port not in (api_port + 1, 0)
+            assert "for the streams is not available" in caplog.text
+        finally:
+            sim.close()
+        with pytest.raises(OSError):
+            Simulator(symbols=3, port=0, ws_port=api_port + 1, history_minutes=1)
+    caplog.clear()
+    with start_simulator(symbols=3, history_minutes=1) as probe:
+        free = probe.port
+    sim = Simulator(symbols=3, port=free, history_minutes=1)
+    try:
+        assert sim.streams.port == free + 1 or "not available" in caplog.text
+    finally:
+        sim.close()
 
 
 def test_the_command_serves_the_streams_next_to_the_api(tmp_path):

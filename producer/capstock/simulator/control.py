@@ -6,8 +6,8 @@
 * ``DELETE /_sim/faults``: clear them;
 * ``POST /_sim/trade_gap`` ``{"symbol": "BTCUSDT", "skip": 5}``: skip trade ids;
 * ``POST /_sim/reset``: forget used weight and bans;
-* ``GET /_sim/streams``: websocket connections, their streams and counters (messages,
-  dropped, stalled, skipped, rollovers, rate_limited, pong_timeouts, ...);
+* ``GET /_sim/streams``: websocket connections, their streams and counters (opened,
+  messages, dropped, stalled, skipped, rollovers, rate_limited, pong_timeouts, ...);
 * ``POST /_sim/streams`` ``{"rollover_seconds": 5}``: reschedule the streams' rollover.
 
 Stream faults (``ws_drop``, ``ws_stall``, ``ws_skip``, ``ws_rollover``) go through

@@ -19,6 +19,7 @@ The same market is streamed over websockets at :attr:`Simulator.ws_url`
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import Counter
@@ -82,10 +83,8 @@ class Simulator:
         self.clock = clock
         # Bound first: a taken port must not consume the saved market.
         self._server = SimulatorServer((host, port), self)
-        if ws_port is None:
-            ws_port = port + 1 if port else 0
         try:
-            ws_socket = websocket.bind(host, ws_port)
+            ws_socket = _bind_streams(host, port, ws_port)
         except OSError:
             self._server.server_close()
             raise
@@ -284,6 +283,25 @@ class Simulator:
         except ApiError as e:
             return api_error(e, used_weight)
         return json_response(200, body, used_weight=used_weight)
+
+
+def _bind_streams(host: str, api_port: int, ws_port: int | None) -> socket.socket:
+    """The streams' socket: ``ws_port`` as given (0: a free one), or without one the API
+    port + 1, a free port when that one is taken (logged) or the API port is free-picked."""
+    if ws_port is not None:
+        return websocket.bind(host, ws_port)
+    if api_port == 0:
+        return websocket.bind(host, 0)
+    try:
+        return websocket.bind(host, api_port + 1)
+    except (OSError, OverflowError) as e:
+        log.warning(
+            "simulator: port %d for the streams is not available (%s); serving them on a "
+            "free port instead (--ws-port / SIMULATOR_WS_PORT chooses one)",
+            api_port + 1,
+            e,
+        )
+        return websocket.bind(host, 0)
 
 
 def start_simulator(**options: Any) -> Simulator:

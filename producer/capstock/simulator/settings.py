@@ -60,8 +60,8 @@ class SimulatorSettings(BaseSettings):
         None,
         ge=0,
         le=65535,
-        description="websocket streams port (none: the API port + 1, a free one when that "
-        "is 0; 0 picks a free port)",
+        description="websocket streams port (none: the API port + 1, or a free one when "
+        "that is taken or the API port is 0; 0 picks a free port)",
     )
     ws_ping_interval: float = Field(
         20.0,

@@ -60,7 +60,7 @@ and its ``BinanceSocketManager`` in ``_before_socket_listener_start``. Point it 
 simulator by subclassing: override ``_before_socket_listener_start`` to set
 ``self._bsm.STREAM_URL = sim.ws_url`` after calling the parent, and make the ping reach
 the simulator (an ``AsyncClient`` subclass whose ``API_URL`` is ``sim.url``, created in an
-overridden ``socket_listener``); ``tests/support/binance_streams.py`` does exactly that.
+overridden ``socket_listener``); ``tests/support/stream_clients.py`` does exactly that.
 """
 
 from __future__ import annotations
@@ -79,16 +79,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 
 from capstock.simulator.faults import FaultPlan
-from capstock.simulator.feed import Event, StreamFeed
+from capstock.simulator.feed import StreamFeed
 from capstock.simulator.streams import BadStreamName, Stream, parse_stream
 
 log = logging.getLogger(__name__)
+protocol_log = logging.getLogger(__name__ + ".protocol")
+"""The `websockets` library's own log: warnings and errors only (it says "connection open"
+and "connection closed" at INFO for every client)."""
+protocol_log.setLevel(logging.WARNING)
 
 MAX_STREAMS = 1024
 """Streams per connection."""
@@ -197,11 +201,10 @@ class Subscriptions:
                 raise RequestError(2, "Invalid request: expected a JSON object")
             request_id = _check_id(message.get("id"))
             return {"result": self._call(message), "id": request_id}
-        except (RequestError, BadStreamName) as e:
-            code, msg = (e.code, e.msg) if isinstance(e, RequestError) else (2, f"{e}")
-            if isinstance(e, BadStreamName):
-                msg = f"Invalid request: {e}"
-            return {"error": {"code": code, "msg": msg}, "id": request_id}
+        except RequestError as e:
+            return {"error": {"code": e.code, "msg": e.msg}, "id": request_id}
+        except BadStreamName as e:
+            return {"error": {"code": 2, "msg": f"Invalid request: {e}"}, "id": request_id}
 
     def _call(self, message: dict[str, Any]) -> Any:
         method = message.get("method")
@@ -346,13 +349,13 @@ class StreamServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        server: Server
         async with serve(
             self._handle,
             sock=self._sock,
             process_request=self._accept,
             create_connection=StreamConnection,
             compression=None,
+            logger=protocol_log,
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT,
         ) as server:
@@ -388,7 +391,7 @@ class StreamServer:
         assert isinstance(conn, StreamConnection) and conn.session is not None
         session = conn.session
         self._sessions.add(session)
-        self.counts["connections"] += 1
+        self.counts["opened"] += 1
         tasks = [
             asyncio.create_task(self._write(session)),
             asyncio.create_task(self._ping(session)),
@@ -540,8 +543,10 @@ class StreamServer:
     # -- observing -------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """What ``GET /_sim/streams`` shows: open connections, their streams, counters
-        (read in the server's thread, where connections change)."""
+        """What ``GET /_sim/streams`` shows: open connections, their streams and counters
+        since the start (opened, messages, pings, rejected, dropped, stalled, skipped,
+        rollovers, rate_limited, pong_timeouts, slow_clients), read in the server's
+        thread, where connections change."""
         loop = self._loop
         if loop is not None and loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._state(), loop)
@@ -562,6 +567,3 @@ class StreamServer:
             "rollover_seconds": self.rollover_seconds,
             "counts": dict(self.counts),
         }
-
-
-__all__ = ["Event", "StreamServer", "Subscriptions", "bind", "streams_of_path"]
