@@ -160,6 +160,8 @@ class Simulator(PipelineProcess):
             "simulator",
             "--port",
             str(self.port),
+            "--ws-port",
+            str(self.settings.simulator_streams_port),
             "--state-dir",
             str(self.state_dir),
         ]
@@ -284,8 +286,11 @@ def up(settings: StackSettings, source: str) -> None:
     api_url = None
     simulator = Simulator(settings)
     if source == "demo":
-        if simulator.pid() is None and port_open(simulator.port):
-            raise StackError(f"simulator: port {simulator.port} is taken; set SIMULATOR_PORT")
+        if simulator.pid() is None:
+            streams = settings.simulator_streams_port
+            for port, name in ((simulator.port, "SIMULATOR_PORT"), (streams, "SIMULATOR_WS_PORT")):
+                if port_open(port):
+                    raise StackError(f"simulator: port {port} is taken; set {name}")
         print(f"simulator: {simulator.start()} at {simulator.api_url}", flush=True)
         api_url = simulator.api_url
     elif simulator.pid():

@@ -180,7 +180,14 @@ class PipelineSettings(BaseSettings):
     # Which process writes Cassandra; stack.pipeline.sink_choice checks it (with the other
     # settings, before anything starts) against stack.pipeline.SINKS.
     cassandra_sink: str = "datastax"
-    simulator_port: Port = 8900
+    simulator_port: Port = defaults.SIMULATOR_PORT
+    # The demo's streams port, passed explicitly so the simulator never moves it to a free
+    # one (it does when the default, the API port + 1, is taken and nobody asked for it).
+    simulator_ws_port: Port | None = None
+
+    @property
+    def simulator_streams_port(self) -> int:
+        return self.simulator_ws_port or self.simulator_port + 1
 
     def __init__(self, **values: Any) -> None:
         """Keyword arguments by attribute name (``home=``) as well as by variable name."""

@@ -63,6 +63,8 @@ CASSANDRA_DATACENTER = "datacenter1"
 KEYSPACE = "cap_stock"
 KAFKA_PORT = 29092
 """Kafka's listener for clients on this machine (the native stack and compose's EXTERNAL)."""
+SIMULATOR_PORT = 8900
+"""The exchange simulator's REST API; its streams default to the next port."""
 
 _COMMON = SettingsConfigDict(
     env_file=".env",

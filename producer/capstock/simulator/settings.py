@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from capstock.config import _COMMON, ConfigError
+from capstock.config import _COMMON, SIMULATOR_PORT, ConfigError
 from capstock.exchange import limits
 
 ENV_PREFIX = "SIMULATOR_"
@@ -33,7 +33,7 @@ class SimulatorSettings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix=ENV_PREFIX)
 
     host: str = Field("127.0.0.1", min_length=1, description="bind address")
-    port: int = Field(8900, ge=0, le=65535, description="0 picks a free port")
+    port: int = Field(SIMULATOR_PORT, ge=0, le=65535, description="0 picks a free port")
     symbols: int = Field(
         20, ge=1, description="USDT pairs to simulate (ETHBTC and BNBBTC are added from 3 up)"
     )

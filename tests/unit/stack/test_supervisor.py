@@ -277,7 +277,11 @@ def test_the_running_supervisor_restarts_and_after_sigterm_restarts_nothing(  # 
 
 def test_down_stops_the_supervisor_before_anything_else(tmp_path: Path) -> None:
     settings = SimpleNamespace(
-        data_dir=tmp_path, run_dir=tmp_path, log_dir=tmp_path, simulator_port=8900
+        data_dir=tmp_path,
+        run_dir=tmp_path,
+        log_dir=tmp_path,
+        simulator_port=8900,
+        simulator_streams_port=8901,
     )
     order = list(reversed(pipeline.everything(settings)))  # type: ignore[arg-type]
     assert isinstance(order[0], pipeline.SupervisorProcess)
@@ -390,7 +394,11 @@ def test_the_slot_check_runs_every_30_seconds_and_counts_drops(tmp_path: Path) -
 
 def test_pid_files_of_processes_dead_before_the_run_are_forgotten(fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings = SimpleNamespace(
-        data_dir=tmp_path, run_dir=tmp_path, log_dir=tmp_path, simulator_port=8900
+        data_dir=tmp_path,
+        run_dir=tmp_path,
+        log_dir=tmp_path,
+        simulator_port=8900,
+        simulator_streams_port=8901,
     )
     (tmp_path / "python-sink.pid").write_text("999999999\n")  # died under another sink choice
     producer = make(fakes, tmp_path, name="producer")
