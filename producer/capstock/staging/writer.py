@@ -440,11 +440,18 @@ class PostgresWriter:
     def trade_gaps_total(self, source: str) -> int:
         """The trade-gap total stored in ``source``'s heartbeat row (0 when there is none):
         what every earlier producer run counted, so this one adds to it."""
+        return self._heartbeat_count(source, "trade_gaps_total")
 
+    def trade_gaps_filled(self, source: str) -> int:
+        """The total of trade-id gaps filled from REST stored in ``source``'s heartbeat row
+        (0 when there is none), added to as :meth:`trade_gaps_total` is."""
+        return self._heartbeat_count(source, "trade_gaps_filled")
+
+    def _heartbeat_count(self, source: str, column: str) -> int:
         def query(conn: psycopg.Connection) -> int:
             row = conn.execute(
                 sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
-                    sql.Identifier("trade_gaps_total"),
+                    sql.Identifier(column),
                     sql.Identifier(HEARTBEAT.name),
                     sql.Identifier("source"),
                 ),
@@ -452,4 +459,4 @@ class PostgresWriter:
             ).fetchone()
             return row[0] if row and row[0] is not None else 0
 
-        return self._with_retry("read trade gaps total", query)
+        return self._with_retry(f"read heartbeat {column}", query)
