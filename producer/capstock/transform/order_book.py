@@ -137,6 +137,7 @@ class LocalBook:
 
     def _discard(self) -> None:
         self.synced = False
+        self.update_id = 0
         self.bids, self.asks = {}, {}
         self.buffer.clear()
 
