@@ -17,6 +17,10 @@ write that carried them returned: the rows are committed in Postgres or safe in 
 (``ok=True``), or the write raised (``ok=False``, logged; the rows are not stored). The
 filling of a trade-id hole is marked done only then.
 
+While the writer says Postgres is down (the spool's ``down``), batches are written every
+:data:`DOWN_FLUSH_SECONDS` instead, so an outage fills the spool with a few larger files
+rather than ten small ones a second.
+
 Backpressure: at most :data:`MAX_PENDING_ROWS` wait; :meth:`WriterThread.submit` blocks
 beyond that (the connection threads stop reading, the exchange eventually drops the
 connection and the ids it carried are filled from REST after the reconnect).
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING_ROWS = 200_000
 """Rows waiting for the writer before :meth:`WriterThread.submit` blocks."""
+DOWN_FLUSH_SECONDS = 2.0
+"""The flush interval while Postgres is unreachable (every batch then goes to the spool)."""
 STOP_TIMEOUT_SECONDS = 60.0
 """How long :meth:`WriterThread.stop` waits for the last batch."""
 
@@ -83,19 +89,22 @@ class Batch:
     def empty(self) -> bool:
         return self.opened_at is None
 
-    def due(self, now: float) -> bool:
-        """Time to write: the oldest row has waited ``policy.seconds``, or enough rows wait."""
+    def due(self, now: float, seconds: float | None = None) -> bool:
+        """Time to write: the oldest row has waited ``policy.seconds`` (or ``seconds``), or
+        enough rows wait."""
         if self.opened_at is None:
             return False
-        return self.count >= self.policy.rows or now - self.opened_at >= self.policy.seconds
+        interval = self.policy.seconds if seconds is None else seconds
+        return self.count >= self.policy.rows or now - self.opened_at >= interval
 
-    def wait(self, now: float) -> float | None:
+    def wait(self, now: float, seconds: float | None = None) -> float | None:
         """Seconds until :meth:`due` (0 if it is); None while empty (nothing to wait for)."""
         if self.opened_at is None:
             return None
         if self.count >= self.policy.rows:
             return 0.0
-        return max(0.0, self.opened_at + self.policy.seconds - now)
+        interval = self.policy.seconds if seconds is None else seconds
+        return max(0.0, self.opened_at + interval - now)
 
     def take(self) -> tuple[list[tuple[Table, list[dict]]], list[OnWritten]]:
         """Everything waiting, emptied out: (table, rows) in first-arrival order, callbacks."""
@@ -219,9 +228,12 @@ class WriterThread:
                 with self._cond:
                     while True:
                         now = self.clock()
-                        if self._stopping or self._calls or self._batch.due(now):
+                        interval = (
+                            DOWN_FLUSH_SECONDS if getattr(self.writer, "down", False) else None
+                        )
+                        if self._stopping or self._calls or self._batch.due(now, interval):
                             break
-                        self._cond.wait(self._batch.wait(now))
+                        self._cond.wait(self._batch.wait(now, interval))
                     work, callbacks = self._batch.take()
                     calls, self._calls = self._calls, []
                     stopping = self._stopping

@@ -30,6 +30,13 @@ def test_a_row_is_due_when_the_oldest_has_waited_the_flush_interval():
     assert batch.due(10.5) and batch.wait(11.0) == 0.0
 
 
+def test_a_longer_interval_while_postgres_is_down():
+    batch = Batch(POLICY)
+    batch.add(RECENT_TRADES, rows(1), now=0.0)
+    assert batch.due(0.5) and not batch.due(0.5, seconds=2.0) and batch.due(2.0, seconds=2.0)
+    assert batch.wait(0.5, seconds=2.0) == 1.5
+
+
 def test_enough_rows_are_due_at_once():
     batch = Batch(POLICY)
     batch.add(RECENT_TRADES, rows(4), now=0.0)
