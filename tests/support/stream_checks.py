@@ -8,10 +8,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import requests
 from capstock.ingest.jobs import Producer
 from capstock.ingest.streaming import StreamIngest, build_stream_ingest
+from capstock.model.tables import RECENT_TRADES
 from capstock.transform.rows import trade_row
+from psycopg import sql
 
 WAIT = 30.0
 """Upper bound of every wait for the ingest to catch up (it usually takes a second)."""
@@ -105,3 +108,17 @@ def assert_every_trade_once(
     for row in expected:
         assert without_ingested_at(rows[row["trade_id"]]) == without_ingested_at(row)
     return first, target
+
+
+def postgres_trades(conninfo: str, symbol: str) -> Callable[[], dict[int, dict]]:
+    """A reader of one symbol's stored trades in Postgres: trade id → row, as stored."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in RECENT_TRADES.column_names)
+    query = sql.SQL("SELECT {} FROM recent_trades WHERE symbol = %s").format(columns)
+
+    def read() -> dict[int, dict]:
+        with psycopg.connect(conninfo) as conn:
+            rows = conn.execute(query, [symbol]).fetchall()
+        named = [dict(zip(RECENT_TRADES.column_names, r, strict=True)) for r in rows]
+        return {row["trade_id"]: row for row in named}
+
+    return read
