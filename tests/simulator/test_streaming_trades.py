@@ -4,6 +4,7 @@ the producer), checked against the simulator's REST history. Rows go to an in-me
 writer through the stream writer thread."""
 
 import logging
+from dataclasses import replace
 
 import pytest
 from capstock.simulator import start_simulator
@@ -26,10 +27,10 @@ def sim():
         yield s
 
 
-def stream_producer(sim, writer=None, **ingest):
+def stream_producer(sim, writer=None, symbols=SYMBOLS, **ingest):
     options = {"stream_url": sim.ws_url, "stall_seconds": 1.5, "flush_ms": 50, **ingest}
     return make_producer(
-        sim.url, writer=writer, ingest={"mode": "stream", **options}, symbols=",".join(SYMBOLS)
+        sim.url, writer=writer, ingest={"mode": "stream", **options}, symbols=",".join(symbols)
     )
 
 
@@ -150,3 +151,51 @@ def test_a_planned_rollover_overlaps_the_connections_and_needs_no_fill(sim):
         stats = ingest.connections[0].stats
     assert stats.reconnects == 0, "replaced, never lost"
     assert ingest.counters.duplicates >= 0
+
+
+def test_symbols_share_connections_up_to_the_limit(sim):
+    writer = MemoryWriter()
+    p = stream_producer(sim, writer, streams_per_connection=8)
+    with streaming(p) as ingest:
+        assert [len(c.streams) for c in ingest.connections] == [8, 4], "2 symbols, then 1"
+        for symbol in SYMBOLS:
+            assert_every_trade_once(sim.url, symbol, stored_trades(ingest, writer, symbol))
+    assert sim.streams.state()["counts"]["connections"] == 2
+
+
+def test_a_universe_change_subscribes_and_unsubscribes_on_the_open_connection(sim):
+    writer = MemoryWriter()
+    p = stream_producer(sim, writer, symbols=["BTCUSDT", "ETHUSDT"])
+    with streaming(p) as ingest:
+        assert_every_trade_once(sim.url, "ETHUSDT", stored_trades(ingest, writer, "ETHUSDT"))
+        btc = next(r for r in p.universe if r.symbol == "BTCUSDT")
+        ingest.apply_universe([btc, replace(btc, symbol="SOLUSDT", rank=3)])
+        (conn,) = ingest.connections
+        wait_until(
+            lambda: sim.streams.state()["streams"] == sorted(conn.streams),
+            lambda: f"the simulator serves {sim.streams.state()['streams']}",
+        )
+        assert "ETHUSDT" not in ingest.ledgers and "solusdt@trade" in conn.streams
+        assert_every_trade_once(sim.url, "SOLUSDT", stored_trades(ingest, writer, "SOLUSDT"))
+        assert ingest.ranks == {"BTCUSDT": btc.rank, "SOLUSDT": 3}
+    assert conn.stats.control_sent == 2 and conn.stats.connects == 1, "no reconnect needed"
+    assert conn.stats.errors == []
+
+
+def test_a_stream_that_cannot_connect_is_the_heartbeats_exchange_error(sim):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    writer = MemoryWriter()
+    p = stream_producer(sim, writer, stream_url=f"ws://127.0.0.1:{closed}")
+    with streaming(p) as ingest:
+        wait_until(
+            lambda: ingest.connections[0].last_error is not None,
+            lambda: "never tried to connect",
+        )
+        p.heartbeat()
+    row = writer.tables["heartbeat"][("producer",)]
+    assert row["exchange_error"].startswith("stream connection c1 down: ")
+    assert "Connect" in row["exchange_error"] and row["exchange_error_since"] is not None
