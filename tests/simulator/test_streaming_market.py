@@ -29,7 +29,7 @@ def sim(clock):
         yield s
 
 
-def stream_producer(sim, writer, **ingest):
+def stream_producer(sim, writer, clock=None, **ingest):
     options = {
         "mode": "stream",
         "stream_url": sim.ws_url,
@@ -41,6 +41,7 @@ def stream_producer(sim, writer, **ingest):
     }
     return make_producer(
         sim.url,
+        clock=clock,
         writer=writer,
         ingest=options,
         jobs={"depth_levels": 10},
@@ -114,6 +115,39 @@ def test_closed_candles_are_the_rest_klines(sim, clock):
                 assert row["rank"] in (1, 2)
         open_rows = [r for r in table(ingest, writer, "kline_data").values() if not r["is_closed"]]
         assert {r["symbol"] for r in open_rows} == set(SYMBOLS), "the open candle is stored too"
+
+
+def closed_candles(ingest, writer, symbol):
+    rows = table(ingest, writer, "kline_data").items()
+    return {k[2]: r for k, r in rows if k[0] == symbol and r["is_closed"]}
+
+
+def test_candles_that_closed_while_the_producer_was_away_come_from_rest(sim, clock):
+    writer = MemoryWriter()
+    with streaming(stream_producer(sim, writer, clock)) as ingest:
+        advance(clock, 2)
+        advance(clock, 70, step=2)
+        wait_until(lambda: closed_candles(ingest, writer, "BTCUSDT"), lambda: "no candle closed")
+        first = min(closed_candles(ingest, writer, "BTCUSDT"))
+    clock.advance(200)  # three more candles close while nobody listens
+    with streaming(stream_producer(sim, writer, clock)) as ingest:
+        now = ms_to_utc(sim.now_ms())
+        raw = rest(sim.url, "klines", symbol="BTCUSDT", interval="1m", limit=10)
+        expected = {
+            row["open_time"]: row
+            for row in (
+                kline_row("BTCUSDT", "1m", k, now=now, rank=None, ingested_at=None) for k in raw
+            )
+            if row["is_closed"] and row["open_time"] >= first
+        }
+        assert len(expected) >= 4
+        wait_until(
+            lambda: set(expected) <= set(closed_candles(ingest, writer, "BTCUSDT")),
+            lambda: f"closed: {sorted(closed_candles(ingest, writer, 'BTCUSDT'))}",
+        )
+        stored = closed_candles(ingest, writer, "BTCUSDT")
+    for open_time, row in expected.items():
+        assert without_ingested_at({**stored[open_time], "rank": None}) == without_ingested_at(row)
 
 
 def test_the_local_book_is_the_simulators_and_resyncs_after_a_missed_event(sim, clock):

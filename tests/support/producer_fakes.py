@@ -55,6 +55,14 @@ class MemoryWriter:
         ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
         return max(ids) if ids else None
 
+    def last_closed_kline(self, symbol, interval):
+        opens = [
+            k[2]
+            for k, row in self.tables["kline_data"].items()
+            if k[:2] == (symbol, interval) and row["is_closed"]
+        ]
+        return max(opens, default=None)
+
     def stored_kline_runs(self, symbol, interval, first, last, step):
         opens = sorted(
             k[2]

@@ -119,8 +119,9 @@ class ConnectionStats:
 
 class StreamConnection:
     """One combined-stream connection slot, reopened whenever it fails (see the module
-    docstring). ``on_connect(self)`` runs in its thread after each (re)connection that
-    followed a loss (not after a rollover, which loses nothing).
+    docstring). ``on_connect(self)`` runs in its thread after each reconnection that
+    followed a loss (not after a rollover, which loses nothing); :attr:`last_outage` says
+    how long it lasted.
 
     Thread-safe API: :meth:`subscribe`, :meth:`unsubscribe`, :attr:`streams`,
     :meth:`trouble`, :meth:`stop`.
@@ -165,6 +166,9 @@ class StreamConnection:
         self.down_since: float | None = time.time()
         """Epoch seconds since when it has no open connection (None while it has one)."""
         self.last_error: str | None = None
+        self.last_outage: tuple[float, float] | None = None
+        """(down since, up again), epoch seconds, of the last loss it recovered from: what
+        ``on_connect`` may need to catch up on."""
 
     # -- any thread ------------------------------------------------------------------------
 
@@ -355,6 +359,7 @@ class StreamConnection:
 
     def _came_up(self) -> None:
         if self.down_since is not None and self.stats.connects > 1:
+            self.last_outage = (self.down_since, time.time())
             log.info(
                 "stream connection %s open again after %.1fs (%d streams)",
                 self.name,

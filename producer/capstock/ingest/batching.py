@@ -302,6 +302,9 @@ class SerializedWriter:
     def last_trade_id(self, symbol: str) -> int | None:
         return self.thread.call(lambda: self.inner.last_trade_id(symbol))
 
+    def last_closed_kline(self, symbol: str, interval: str) -> datetime | None:
+        return self.thread.call(lambda: self.inner.last_closed_kline(symbol, interval))
+
     def stored_trade_id_runs(
         self, symbol: str, first_id: int, last_id: int
     ) -> list[tuple[int, int]] | None:

@@ -11,7 +11,10 @@ stream             goes to
 ``@trade``         ``recent_trades``, each trade as it arrives; trade ids are consecutive per
                    symbol, so a jump is a hole, filled from REST by id (below)
 ``@kline_<i>``     ``kline_data``, every event: the open candle upserted as it changes (every
-                   2 s), the closed one final (``x`` true)
+                   2 s), the closed one final (``x`` true); an image older than one already
+                   written (overlapping connections) is dropped. Candles that closed while
+                   a connection was down, or the producer away, come from REST klines
+                   (at most :data:`MAX_KLINE_CATCHUP` per symbol)
 ``@depth``         a local order book per symbol (:mod:`capstock.transform.order_book`);
                    its top ``JOB_DEPTH_LEVELS`` go to ``order_book`` every
                    ``JOB_DEPTH_SECONDS`` when it changed, stamped with its last event time
@@ -69,12 +72,13 @@ from capstock.exchange.client import Banned, ExchangeTrouble, RequestRejected
 from capstock.exchange.streams import StreamConnection
 from capstock.ingest.batching import FlushPolicy, SerializedWriter, WriterThread
 from capstock.ingest.jobs import Producer
-from capstock.ingest.paging import trade_pages
+from capstock.ingest.paging import interval_ms, kline_pages, last_open, trade_pages
 from capstock.model.tables import KLINE_DATA, LATEST_PRICES, ORDER_BOOK, RECENT_TRADES, TOP_24HR
 from capstock.transform.order_book import DepthUpdate, LocalBook
 from capstock.transform.rows import (
     BadRecord,
     book_levels,
+    kline_row,
     ms_to_utc,
     parse_each,
     snapshot_rows,
@@ -83,6 +87,7 @@ from capstock.transform.rows import (
     stream_ticker_row,
     stream_trade_row,
     trade_row,
+    utc_to_ms,
 )
 from capstock.transform.trade_gaps import Hole, TradeIdLedger
 from capstock.transform.universe import Ranked
@@ -98,6 +103,11 @@ SNAPSHOT_AGAIN_SECONDS = 0.5
 RESUME_LOOKBACK_IDS = 100_000
 """At a start, holes among this many ids below the highest stored one are taken over (a
 run that stopped before filling them counted them already)."""
+MAX_KLINE_CATCHUP = 1000
+"""Closed candles fetched at most per symbol after a start or a reconnection (one page);
+older ones are left to `cap-stock backfill`."""
+KLINES_KEPT_PER_SYMBOL = 4
+"""Candles per symbol whose newest stream image is remembered (to drop older images)."""
 STATUS_SECONDS = 60.0
 """How often the main thread logs a ``stream status`` line."""
 BAD_LOGGED_EVERY = 1000
@@ -261,6 +271,8 @@ class StreamIngest:
         self._snapshot_wanted: set[str] = set()
         self._book_written: dict[str, datetime] = {}
         self._tickers: dict[str, dict] = {}
+        self._kline_seen: dict[tuple[str, int], tuple[bool, float]] = {}
+        """(symbol, open time) → (closed, event time) of the newest image written."""
         self._ticker_written: dict[str, int] = {}
         self._price_written: dict[str, int] = {}
         self._retries: dict[tuple, _Retry] = {}
@@ -323,6 +335,9 @@ class StreamIngest:
         for symbol, ledger in resumed.items():
             for hole in ledger.holes:
                 self._queue_fill(symbol, hole.first)
+            last = self.producer.writer.last_closed_kline(symbol, self.settings.jobs.kline_interval)
+            if last is not None:
+                self._queue_klines(symbol, utc_to_ms(last))
         for symbol in left:
             self._conn_of.pop(symbol).unsubscribe(self._streams(symbol))
         fresh: list[StreamConnection] = []
@@ -380,6 +395,7 @@ class StreamIngest:
             sleeper=self.sleeper,
             stall_seconds=self.ingest.stall_seconds,
             rollover_seconds=self.ingest.rollover_seconds,
+            on_connect=self._reconnected,
         )
         fresh.append(conn)
         return conn
@@ -435,9 +451,25 @@ class StreamIngest:
         if rank is None:
             return
         row = stream_kline_row(data, rank=rank, ingested_at=ms_to_utc(int(received * 1000)))
+        image = (row["is_closed"], float(data["E"]))
+        key = (symbol, data["k"]["t"])
         with self._lock:
+            if not self._newer_kline(key, image):
+                return
             self.counters.klines += 1
         self.writer.submit(KLINE_DATA, [row])
+
+    def _newer_kline(self, key: tuple[str, int], image: tuple[bool, float]) -> bool:
+        """Remember ``image`` of a candle if it is newer than the last one written: closed
+        beats open, then the later event time (with the lock held)."""
+        seen = self._kline_seen.get(key)
+        if seen is not None and seen >= image:
+            return False
+        self._kline_seen[key] = image
+        if len(self._kline_seen) > KLINES_KEPT_PER_SYMBOL * max(1, len(self.ranks)) * 2:
+            for old in sorted(self._kline_seen, key=lambda k: k[1])[: len(self._kline_seen) // 2]:
+                del self._kline_seen[old]
+        return True
 
     def _on_depth(self, data: Any) -> None:
         event = DepthUpdate.parse(data)
@@ -467,7 +499,8 @@ class StreamIngest:
     def _on_ticker(self, data: Any) -> None:
         symbol = data["s"]
         with self._lock:
-            if symbol in self.ranks:
+            held = self._tickers.get(symbol)
+            if symbol in self.ranks and (held is None or held.get("E", 0) <= data["E"]):
                 self._tickers[symbol] = data
                 self.counters.tickers += 1
 
@@ -558,6 +591,60 @@ class StreamIngest:
                 through,
                 f" ({absent} ids of the last page absent on the exchange)" if absent else "",
             )
+
+    def _reconnected(self, conn: StreamConnection) -> None:
+        """After a lost connection came back (its thread): the candles that closed meanwhile
+        come from REST (trades and books see their own gaps in the data)."""
+        if conn.last_outage is None:
+            return
+        since_ms = int(conn.last_outage[0] * 1000)
+        for symbol in [s for s, c in list(self._conn_of.items()) if c is conn]:
+            self._queue_klines(symbol, since_ms)
+
+    def _queue_klines(self, symbol: str, since_ms: int, delay: float = 0.0) -> None:
+        self.worker.add(
+            ("klines", symbol),
+            lambda: self._catch_up_klines(symbol, since_ms),
+            priority=RestWorker.FILL,
+            delay=delay,
+        )
+
+    def _catch_up_klines(self, symbol: str, since_ms: int) -> None:
+        """The closed candles from the one open at ``since_ms`` to the last closed now,
+        from REST klines (2 weight per 1,000)."""
+        interval = self.settings.jobs.kline_interval
+        try:
+            step = interval_ms(interval)
+        except ValueError:
+            return  # 3d and 1M candles have no fixed length: the stream's own x=true only
+        now_ms = utc_to_ms(self.producer._now())
+        last = last_open(interval, now_ms) - step
+        first = max(last_open(interval, since_ms), last - (MAX_KLINE_CATCHUP - 1) * step)
+        rank = self.ranks.get(symbol)
+        if rank is None or last < first:
+            return
+        try:
+            for page, _ in kline_pages(self.exchange, symbol, interval, first, last):
+                now = self.producer._now()
+                rows, _ = parse_each(
+                    page,
+                    lambda k, now=now: kline_row(
+                        symbol, interval, k, now=now, rank=rank, ingested_at=now
+                    ),
+                    context=f"kline catch-up {symbol}",
+                )
+                with self._lock:
+                    closed = [
+                        r
+                        for r in rows
+                        if r["is_closed"]
+                        and self._newer_kline((symbol, utc_to_ms(r["open_time"])), (True, 1e18))
+                    ]
+                self.writer.submit(KLINE_DATA, closed)
+        except (RetriesExhausted, Banned, RequestRejected, BadRecord) as e:
+            delay = self._retry_delay(("klines", symbol))
+            log.warning("kline catch-up symbol=%s failed (%s): again in %.0fs", symbol, e, delay)
+            self._queue_klines(symbol, since_ms, delay)
 
     def _retry_delay(self, key: tuple) -> float:
         with self._lock:

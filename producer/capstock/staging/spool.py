@@ -688,6 +688,15 @@ class SpoolingWriter:
         except DatabaseUnavailable:
             return None
 
+    def last_closed_kline(self, symbol: str, interval: str) -> datetime | None:
+        """:meth:`PostgresWriter.last_closed_kline`; None while Postgres is unreachable."""
+        try:
+            self._ensure_schema()
+            self.replay()
+            return self._call(lambda: self.postgres.last_closed_kline(symbol, interval))
+        except DatabaseUnavailable:
+            return None
+
     def stored_trade_id_runs(
         self, symbol: str, first_id: int, last_id: int
     ) -> list[tuple[int, int]] | None:

@@ -395,6 +395,25 @@ class PostgresWriter:
 
         return self._with_retry("read last trade id", query)
 
+    def last_closed_kline(self, symbol: str, interval: str) -> datetime | None:
+        """The open time of the newest closed candle stored for ``symbol`` and ``interval``
+        (where stream mode's catch-up of candles missed while away starts)."""
+
+        def query(conn: psycopg.Connection) -> datetime | None:
+            row = conn.execute(
+                sql.SQL("SELECT max({}) FROM {} WHERE {} = %s AND {} = %s AND {}").format(
+                    sql.Identifier("open_time"),
+                    sql.Identifier("kline_data"),
+                    sql.Identifier("symbol"),
+                    sql.Identifier("interval"),
+                    sql.Identifier("is_closed"),
+                ),
+                (symbol, interval),
+            ).fetchone()
+            return row[0] if row else None
+
+        return self._with_retry("read last closed kline", query)
+
     def stored_kline_runs(
         self, symbol: str, interval: str, first: datetime, last: datetime, step: timedelta
     ) -> list[tuple[datetime, datetime]]:
