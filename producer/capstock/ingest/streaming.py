@@ -277,7 +277,6 @@ class StreamIngest:
         self._price_written: dict[str, int] = {}
         self._retries: dict[tuple, _Retry] = {}
         self._names = itertools.count(1)
-        self._status_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
