@@ -149,6 +149,11 @@ def test_a_planned_rollover_overlaps_the_connections_and_needs_no_fill(sim):
             sim.url, "ETHUSDT", stored_trades(ingest, writer, "ETHUSDT"), since=first
         )
         stats = ingest.connections[0].stats
+        wait_until(
+            lambda: sim.streams.state()["connections"] == 1,
+            lambda: f"{sim.streams.state()['connections']} connections open",
+            timeout=5,
+        )
     assert stats.reconnects == 0, "replaced, never lost"
     assert ingest.counters.duplicates >= 0
 

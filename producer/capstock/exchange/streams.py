@@ -162,6 +162,7 @@ class StreamConnection:
         self._next_control_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._current: ClientConnection | None = None
         self.connected = False
         self.down_since: float | None = time.time()
         """Epoch seconds since when it has no open connection (None while it has one)."""
@@ -263,25 +264,28 @@ class StreamConnection:
             self._came_up()
             if lost and self.on_connect is not None:
                 self.on_connect(self)
+            self._current = ws
             try:
-                reason = self._read(ws, backoff)
+                reason = self._read(backoff)
             finally:
-                _close(ws)
+                _close(self._current or ws)  # the replacement, after a rollover
             lost = reason != "stopped"
             if lost:
                 self._went_down(reason)
                 self._wait(backoff.next_delay())
         self.connected = False
 
-    def _read(self, ws: ClientConnection, backoff: Backoff) -> str:
-        """Read until the connection fails, goes silent or the slot stops; returns why."""
+    def _read(self, backoff: Backoff) -> str:
+        """Read :attr:`_current` until it fails, goes silent or the slot stops (replacing
+        it at each rollover); returns why it ended."""
+        ws = self._current
         opened = last_message = self.clock()
         while not self.stopping:
             if self.clock() - opened >= self.rollover_seconds:
                 replacement = self._replace(ws)
                 if replacement is not None:
-                    ws, opened = replacement, self.clock()
-                    last_message = opened
+                    ws = self._current = replacement
+                    opened = last_message = self.clock()
                 else:
                     opened = self.clock() - self.rollover_seconds + READ_TICK_SECONDS * 4
             self._send_control(ws)
