@@ -172,8 +172,11 @@ class WriterThread:
                 if on_written is not None:
                     on_written(False)
                 return
+            was_empty = self._batch.empty
             self._batch.add(table, rows, self.clock(), on_written)
-            self._cond.notify_all()
+            if was_empty or self._batch.count >= self.policy.rows:
+                # Otherwise the thread already sleeps until the batch is due.
+                self._cond.notify_all()
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the writer thread, after the rows queued before it are written,
