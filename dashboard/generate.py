@@ -636,12 +636,17 @@ PIPELINE_HEALTH = Dashboard(
             unit="s",
         ),
         _stat(
-            "Trade-id gaps (producer total)",
-            f"{PG_NOTE} heartbeat.trade_gaps_total: gaps between consecutive trade polls that "
-            "the producer counted, every run added to the stored total (restarts and "
-            "`cap-stock once` included); shown when its newest beat is in range.",
+            "Trade-id gaps: found, filled, open",
+            f"{PG_NOTE} From the producer's heartbeat. found (trade_gaps_total): runs of "
+            "trade ids the producer did not receive, counted by every run (restarts and "
+            "`cap-stock once` included). Polling finds them between two polls and cannot "
+            "fill them; stream mode fills each from REST by id: filled "
+            "(trade_gaps_filled, every run's total) and open (trade_gaps_open, not filled "
+            "yet now; a start takes over the recent ones a stopped run left open). Filled "
+            "and open are empty while polling. Shown when the newest beat is in range.",
             _pg(
-                'SELECT beat_time AS "time", trade_gaps_total AS "gaps" FROM heartbeat '
+                'SELECT beat_time AS "time", trade_gaps_total AS "found", '
+                'trade_gaps_filled AS "filled", trade_gaps_open AS "open" FROM heartbeat '
                 "WHERE source = 'producer' AND $__timeFilter(beat_time)"
             ),
         ),

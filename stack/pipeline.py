@@ -27,6 +27,7 @@ from stack.settings import (
     REPO_ROOT,
     PipelineSettings,
     StackSettings,
+    dotenv,
     dotenv_settings,
     variable_names,
 )
@@ -171,6 +172,25 @@ class Simulator(PipelineProcess):
         with urllib.request.urlopen(f"{self.api_url}/v3/ping", timeout=2) as resp:
             return resp.status == 200
 
+    def stream_url(self) -> str:
+        """Its websocket streams' base, for the producer's INGEST_STREAM_URL: port
+        SIMULATOR_WS_PORT (the environment, then .env), by default the API port + 1; with
+        0 (a free port) the one the running simulator reports (``GET /_sim/state``)."""
+        ws_port = os.environ.get("SIMULATOR_WS_PORT") or dotenv().get("SIMULATOR_WS_PORT")
+        if ws_port and ws_port.strip() != "0":
+            return f"ws://127.0.0.1:{int(ws_port)}"
+        if not ws_port:
+            return f"ws://127.0.0.1:{self.port + 1}"
+        try:
+            base = self.api_url.removesuffix("/api")
+            with urllib.request.urlopen(f"{base}/_sim/state", timeout=2) as resp:
+                return str(json.loads(resp.read())["ws_url"]).rstrip("/")
+        except (OSError, ValueError, KeyError) as e:
+            raise StackError(
+                f"simulator: SIMULATOR_WS_PORT=0 and its streams' port cannot be read ({e}); "
+                "set a port"
+            ) from e
+
 
 SECRET_SUFFIXES = ("_PASSWORD", "_SECRET", "_KEY")
 
@@ -205,14 +225,28 @@ class PythonSink(PipelineProcess):
 
 @dataclass
 class Producer(PipelineProcess):
+    """`cap-stock run`: polling or, with INGEST_MODE=stream (.env or the environment),
+    streaming. With the simulator (``--source demo``) both its REST API and its streams."""
+
     name: str = "producer"
     api_url: str | None = None
+    stream_url: str | None = None
 
     def __post_init__(self) -> None:
         self.argv = [str(BIN / "cap-stock"), "run"]
-        self.reads = ("POSTGRES_", "BINANCE_", "UNIVERSE_", "JOB_", "LOG_", "PRODUCER_")
+        self.reads = (
+            "POSTGRES_",
+            "BINANCE_",
+            "UNIVERSE_",
+            "JOB_",
+            "LOG_",
+            "PRODUCER_",
+            "INGEST_",
+        )
         if self.api_url:
             self.extra_env = {"BINANCE_API_URL": self.api_url}
+        if self.stream_url:
+            self.extra_env["INGEST_STREAM_URL"] = self.stream_url
 
 
 @dataclass
@@ -283,7 +317,7 @@ def up(settings: StackSettings, source: str) -> None:
     sink = sink_choice()
     prepare(settings, sink)
     start_sink(settings, sink)
-    api_url = None
+    api_url = stream_url = None
     simulator = Simulator(settings)
     if source == "demo":
         if simulator.pid() is None:
@@ -292,10 +326,10 @@ def up(settings: StackSettings, source: str) -> None:
                 if port_open(port):
                     raise StackError(f"simulator: port {port} is taken; set {name}")
         print(f"simulator: {simulator.start()} at {simulator.api_url}", flush=True)
-        api_url = simulator.api_url
+        api_url, stream_url = simulator.api_url, simulator.stream_url()
     elif simulator.pid():
         print(f"simulator: {simulator.stop()} (not used with --source live)", flush=True)
-    producer = Producer(settings, api_url=api_url)
+    producer = Producer(settings, api_url=api_url, stream_url=stream_url)
     print(f"producer: {producer.start()}", flush=True)
     print(f"grafana: {Grafana(settings).start()}", flush=True)
     forget_dead_processes(settings)

@@ -4,7 +4,8 @@ It reads, never changes: each process (the stack's four, and the pipeline's proc
 `make demo`/`make up` started, from .stack/run/pipeline.json), each connector and task,
 the sink's consumer lag, the replication slot, per-table freshness in both stores (the
 newest ``ingested_at`` in Postgres, and whether Cassandra holds that very row yet), and
-the producer's heartbeat (its age, request weight, trade gaps).
+the producer's heartbeat (its age, mode, request weight, trade gaps found and, streaming,
+filled and open).
 
 Exit 1 when anything is down, failing or stale; ``--json`` prints the same as one object::
 
@@ -355,9 +356,16 @@ def render(report: Report) -> str:
             )
     if report.heartbeat:
         h = report.heartbeat
+        mode = h.get("ingest_mode")
         lines.append(
-            f"producer heartbeat {h['age_s']:.0f}s ago: weight_used_1m={h.get('weight_used_1m')} "
+            f"producer heartbeat {h['age_s']:.0f}s ago{f' ({mode})' if mode else ''}: "
+            f"weight_used_1m={h.get('weight_used_1m')} "
             f"trade_gaps_total={h.get('trade_gaps_total')}"
+            + (
+                f" filled={h.get('trade_gaps_filled')} open={h.get('trade_gaps_open')}"
+                if mode == "stream"
+                else ""
+            )
         )
         if h.get("exchange_error"):
             lines.append(f"  {exchange_trouble_text(h)}")

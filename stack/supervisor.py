@@ -377,12 +377,14 @@ def main(settings: Any, source: str) -> int:
     logging.basicConfig(  # connector_watchdog logs through logging
         level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout
     )
-    api_url = pipeline.Simulator(settings).api_url if source == "demo" else None
+    simulator = pipeline.Simulator(settings)
+    api_url = simulator.api_url if source == "demo" else None
+    stream_url = simulator.stream_url() if source == "demo" else None
     components: list[Watched] = [
         *all_components(settings),
-        pipeline.Simulator(settings),
+        simulator,
         pipeline.PythonSink(settings),
-        pipeline.Producer(settings, api_url=api_url),
+        pipeline.Producer(settings, api_url=api_url, stream_url=stream_url),
         Grafana(settings),
     ]
     postgres = Postgres(settings)

@@ -68,11 +68,11 @@ def _cmd_once(_args: argparse.Namespace) -> int:
 
 def _cmd_run(_args: argparse.Namespace) -> int:
     settings = _settings()
-    from capstock.ingest.runner import build_producer, install_signal_handlers, run_forever
+    from capstock.ingest.runner import build_producer, install_signal_handlers, run
 
     producer = build_producer(settings)
     install_signal_handlers(producer.sleeper)
-    return run_forever(producer)
+    return run(producer)
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
@@ -92,10 +92,12 @@ def _builtin_commands() -> list[Command]:
     return [
         Command(
             "run",
-            "run every job on its own schedule until SIGTERM/SIGINT",
+            "ingest until SIGTERM/SIGINT: every job on its own schedule, or with "
+            "INGEST_MODE=stream the websocket streams (REST filling the holes)",
             _cmd_run,
             description="Example: BINANCE_API_URL=http://127.0.0.1:8900/api cap-stock run   "
-            "# exit 0; 3 if it stopped with rows in the spool (written on the next start)",
+            "# exit 0; 3 if it stopped with rows in the spool (written on the next start). "
+            "INGEST_MODE=stream INGEST_STREAM_URL=ws://127.0.0.1:8901 cap-stock run streams.",
         ),
         Command(
             "once",

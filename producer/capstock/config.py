@@ -45,6 +45,9 @@ RankBy = Literal["quote_volume", "price_change"]
 
 LIVE_API_URL = "https://api.binance.com/api"
 MARKET_DATA_API_URL = "https://data-api.binance.vision/api"
+LIVE_STREAM_URL = "wss://stream.binance.com:9443"
+MARKET_DATA_STREAM_URL = "wss://data-stream.binance.vision"
+IngestMode = Literal["rest", "stream"]
 
 # The defaults every component agrees on (producer, schema set-up, sink, native runner,
 # compose's init jobs), declared here once.
@@ -199,6 +202,83 @@ class JobSettings(BaseSettings):
     retention_batch: int = Field(5000, ge=1, le=1_000_000, description="rows per delete")
 
 
+class IngestSettings(BaseSettings):
+    """How the producer takes in the market: REST polling (the jobs, the default) or
+    websocket streams with REST filling the holes (:mod:`capstock.ingest.streaming`).
+
+    ``cap-stock run`` reads ``INGEST_MODE``; the other settings only matter in stream mode.
+    The ``JOB_*`` intervals still apply there to what is sampled rather than streamed: the
+    universe ranking (``JOB_TICKER_SECONDS``), order-book snapshots from the local book
+    (``JOB_DEPTH_SECONDS``), the newest 24h ticker and price per symbol
+    (``JOB_TICKER_SECONDS``, ``JOB_PRICES_SECONDS``), the heartbeat and retention.
+    """
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="INGEST_")
+
+    mode: IngestMode = Field(
+        "rest", description="rest: poll on the JOB_* intervals; stream: websocket streams"
+    )
+    stream_url: str = Field(
+        LIVE_STREAM_URL,
+        description=f"websocket base: {LIVE_STREAM_URL}, {MARKET_DATA_STREAM_URL} (market "
+        "data only) or the simulator's, e.g. ws://127.0.0.1:8901",
+    )
+    flush_ms: int = Field(
+        100, ge=1, le=10_000, description="a streamed row reaches Postgres within this (ms)"
+    )
+    flush_rows: int = Field(
+        2000, ge=1, le=1_000_000, description="or as soon as this many rows wait"
+    )
+    stall_seconds: float = Field(
+        10.0, gt=0, le=600, description="no message for this long: the connection is reopened"
+    )
+    streams_per_connection: int = Field(
+        200, ge=4, le=1024, description="streams per websocket connection (Binance: 1024)"
+    )
+    rollover_seconds: float = Field(
+        23.5 * 3600,
+        ge=1,
+        le=24 * 3600,
+        description="a connection is replaced (the new one opened first) after this long; "
+        "Binance cuts at 24 h",
+    )
+    depth_speed_ms: int = Field(
+        1000, description="the diff-depth stream's update speed: 1000 or 100"
+    )
+    book_snapshot_limit: int = Field(
+        1000,
+        ge=5,
+        le=limits.DEPTH_MAX_LIMIT,
+        description="levels of the REST snapshot a local book starts from (weight 50 at 1000)",
+    )
+    fill_max_ids: int = Field(
+        1_000_000,
+        ge=0,
+        description="a trade-id hole larger than this is left open for `cap-stock backfill` "
+        "(0: fill every hole)",
+    )
+
+    @field_validator("stream_url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// URL, e.g. wss://stream.binance.com:9443")
+        return v
+
+    @field_validator("depth_speed_ms")
+    @classmethod
+    def _speed(cls, v: int) -> int:
+        if v not in (100, 1000):
+            raise ValueError("must be 1000 or 100 (the speeds Binance streams diff depth at)")
+        return v
+
+
+REST_MODE = IngestSettings.model_construct()
+"""The declared defaults (polling), without reading the environment: what a
+:class:`Settings` built without ``ingest`` uses (:func:`load_settings` reads it)."""
+
+
 def default_spool_dir() -> Path:
     """``$STACK_HOME/spool`` (the environment, then ``.env``), else ``.stack/spool``: the
     native stack's home, in the working directory (the repository root for ``make demo``)."""
@@ -283,6 +363,7 @@ class Settings:
         jobs: JobSettings,
         log: LogSettings,
         spool: SpoolSettings,
+        ingest: IngestSettings = REST_MODE,
     ) -> None:
         self.postgres = postgres
         self.binance = binance
@@ -290,6 +371,7 @@ class Settings:
         self.jobs = jobs
         self.log = log
         self.spool = spool
+        self.ingest = ingest
 
     def conninfo(self) -> str:
         return self.postgres.conninfo()
@@ -342,6 +424,7 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         "jobs": JobSettings,
         "log": LogSettings,
         "spool": SpoolSettings,
+        "ingest": IngestSettings,
     }
     for key, model in classes.items():
         try:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings
 
 from capstock.config import (
     BinanceSettings,
+    IngestSettings,
     JobSettings,
     KafkaSettings,
     LogSettings,
@@ -30,6 +31,7 @@ PREFIXES = (
     "JOB_",
     "LOG_",
     "PRODUCER_",
+    "INGEST_",
     "CASSANDRA_",
     "KAFKA_",
     "CONNECT_",
@@ -80,6 +82,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         JobSettings,
         LogSettings,
         SpoolSettings,
+        IngestSettings,
         CassandraSettings,
         KafkaSettings,
         SimulatorSettings,

@@ -231,25 +231,39 @@ class CdcHarness:
             stop_pid(self.python_sink_pid, what="python sink", timeout=30)
             self.python_sink_pid = None
 
+    def producer_env(self, api_url: str, **env: str) -> dict[str, str]:
+        """The producer's environment against this chain's database and ``api_url``."""
+        return {
+            **os.environ,
+            **pipeline_env(self.settings),
+            "POSTGRES_DB": self.name,
+            "BINANCE_API_URL": api_url,
+            "UNIVERSE_SIZE": "4",
+            "UNIVERSE_MIN_QUOTE_VOLUME": "0",
+            "JOB_DEPTH_LEVELS": "5",
+            # Its own spool: the stack's belongs to the service user.
+            "PRODUCER_SPOOL_DIR": str(self.work_dir / "spool"),
+            **env,
+        }
+
     def run_producer(self, api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(BIN / "cap-stock"), *(args or ("once",))],
-            env={
-                **os.environ,
-                **pipeline_env(self.settings),
-                "POSTGRES_DB": self.name,
-                "BINANCE_API_URL": api_url,
-                "UNIVERSE_SIZE": "4",
-                "UNIVERSE_MIN_QUOTE_VOLUME": "0",
-                "JOB_DEPTH_LEVELS": "5",
-                # Its own spool: the stack's belongs to the service user.
-                "PRODUCER_SPOOL_DIR": str(self.work_dir / "spool"),
-                **env,
-            },
+            env=self.producer_env(api_url, **env),
             capture_output=True,
             text=True,
             timeout=300,
         )
+
+    def start_producer(self, api_url: str, log_file: Path, **env: str) -> subprocess.Popen:
+        """`cap-stock run` in the background (stop it with SIGTERM), output to log_file."""
+        with log_file.open("a") as out:
+            return subprocess.Popen(
+                [str(BIN / "cap-stock"), "run"],
+                env=self.producer_env(api_url, **env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def teardown(self, cassandra_session) -> None:  # type: ignore[no-untyped-def]
         self.stop_sink()

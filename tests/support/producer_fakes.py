@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from capstock.config import (
     BinanceSettings,
+    IngestSettings,
     JobSettings,
     LogSettings,
     PostgresSettings,
@@ -36,7 +37,7 @@ class MemoryWriter:
             key = tuple(row[k] for k in table.primary_key)
             for column in table.columns:  # the COALESCE of conflict_clause
                 if column.keep_when_null and row[column.name] is None and key in stored:
-                    row[column.name] = stored[key][column.name]
+                    row[column.name] = stored[key].get(column.name)
             if key not in stored or (table.on_conflict == "update" and stored[key] != row):
                 stored[key] = row
                 changed += 1
@@ -53,6 +54,14 @@ class MemoryWriter:
     def last_trade_id(self, symbol):
         ids = [k[1] for k in self.tables["recent_trades"] if k[0] == symbol]
         return max(ids) if ids else None
+
+    def last_closed_kline(self, symbol, interval):
+        opens = [
+            k[2]
+            for k, row in self.tables["kline_data"].items()
+            if k[:2] == (symbol, interval) and row["is_closed"]
+        ]
+        return max(opens, default=None)
 
     def stored_kline_runs(self, symbol, interval, first, last, step):
         opens = sorted(
@@ -74,6 +83,10 @@ class MemoryWriter:
         row = self.tables["heartbeat"].get((source,))
         return (row or {}).get("trade_gaps_total") or 0
 
+    def trade_gaps_filled(self, source):
+        row = self.tables["heartbeat"].get((source,))
+        return (row or {}).get("trade_gaps_filled") or 0
+
     def close(self):
         pass
 
@@ -89,14 +102,20 @@ def _runs(values, step):
     return [tuple(r) for r in runs]
 
 
-def make_producer(url, clock=None, writer=None, **universe):
+def make_producer(url, clock=None, writer=None, ingest=None, jobs=None, **universe):
+    """A producer against the exchange at ``url`` writing to a :class:`MemoryWriter`;
+    ``ingest`` and ``jobs`` override IngestSettings and JobSettings fields."""
     settings = Settings(
         postgres=load(PostgresSettings),
         binance=load(BinanceSettings, api_url=url),
         universe=load(UniverseSettings, **{"size": 4, "min_quote_volume": Decimal(0), **universe}),
-        jobs=load(JobSettings, trades_limit=1000, depth_levels=5, kline_limit=3),
+        jobs=load(
+            JobSettings,
+            **{"trades_limit": 1000, "depth_levels": 5, "kline_limit": 3, **(jobs or {})},
+        ),
         log=load(LogSettings),
         spool=load(SpoolSettings),
+        ingest=load(IngestSettings, **(ingest or {})),
     )
     sleeper = RecordingSleeper()
     exchange = ExchangeClient(settings.binance, sleeper=sleeper, rng=lambda: 1.0)

@@ -22,6 +22,7 @@ ban are logged once each. The heartbeat and retention need no exchange and keep 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from capstock.config import Settings
 from capstock.exchange.client import (
     Banned,
     ExchangeClient,
+    ExchangeTrouble,
     RequestRejected,
     SymbolRejected,
     Unreachable,
@@ -114,7 +116,19 @@ class Writer(Protocol):
 
     def trade_gaps_total(self, source: str) -> int | None: ...
 
+    def trade_gaps_filled(self, source: str) -> int | None:
+        """Only read in stream mode."""
+        ...
+
     def close(self) -> None: ...
+
+
+class StreamStatus(Protocol):
+    """What the heartbeat shows of the streaming ingest (:mod:`capstock.ingest.streaming`)."""
+
+    def open_gaps(self) -> int: ...
+
+    def trouble(self) -> ExchangeTrouble | None: ...
 
 
 @dataclass
@@ -154,7 +168,10 @@ class Producer:
 
     The trade-gap total is persistent: the heartbeat stores it in Postgres, and each beat
     writes the stored total plus the gaps this process found since its last stored beat,
-    so a restart, or a ``once`` beside a running producer, adds to it.
+    so a restart, or a ``once`` beside a running producer, adds to it. In stream mode
+    (:attr:`streams` set) the gaps filled from REST are counted the same way, and the beat
+    carries the gaps still open and the streams' trouble. The counters may be added to
+    from other threads (:meth:`count_trade_gap`, :meth:`count_gap_filled`).
     """
 
     def __init__(
@@ -179,6 +196,11 @@ class Producer:
         self.trade_gaps_unsaved = 0
         """Gaps this process found that no stored heartbeat includes yet."""
         self.trade_ids_missing_total = 0
+        self.trade_gaps_filled_stored: int | None = None
+        self.trade_gaps_filled_unsaved = 0
+        self.streams: StreamStatus | None = None
+        """The streaming ingest, in stream mode (the heartbeat reports on it)."""
+        self._counts = threading.Lock()
         self._ban_logged = False
         self._extra_prices_logged = 0
         self._universe_logged = False
@@ -278,8 +300,9 @@ class Producer:
 
     # -- universe + 24h statistics ----------------------------------------------------------
 
-    def refresh_universe(self) -> JobResult:
-        """Rank the universe from ticker/24hr and store the ranked tickers in ``top_24hr``.
+    def refresh_universe(self, *, store: bool = True) -> JobResult:
+        """Rank the universe from ticker/24hr and store the ranked tickers in ``top_24hr``
+        (not with ``store=False``: in stream mode the ``@ticker`` streams fill it).
 
         Top-N mode makes one unparameterised call (weight 80) that serves both the ranking
         and the statistics. Explicit mode asks for the listed symbols only; if the exchange
@@ -318,14 +341,15 @@ class Producer:
         if ranked or not self.universe:
             self._log_universe(selection)
             self.universe = ranked
-        ingested_at = self._now()
-        rows, result.bad = parse_each(
-            ranked,
-            lambda r: ticker_24hr_row(r.ticker, rank=r.rank, ingested_at=ingested_at),
-            context="ticker_24hr",
-        )
         result.symbols = len(ranked)
-        self._write(result, TOP_24HR, rows)
+        if store:
+            ingested_at = self._now()
+            rows, result.bad = parse_each(
+                ranked,
+                lambda r: ticker_24hr_row(r.ticker, rank=r.rank, ingested_at=ingested_at),
+                context="ticker_24hr",
+            )
+            self._write(result, TOP_24HR, rows)
         return self._finish(result, started, weight0)
 
     def _log_universe(self, selection: Selection) -> None:
@@ -458,16 +482,28 @@ class Producer:
             result.gaps += 1
             if self.trade_gaps_stored is None:
                 self._read_trade_gaps()
+            self.count_trade_gap(symbol, gap)
+
+    def count_trade_gap(self, symbol: str, gap: Gap, *, filling: bool = False) -> None:
+        """Count one gap in the persistent total (any thread), with its log line."""
+        with self._counts:
             self.trade_gaps_unsaved += 1
             self.trade_ids_missing_total += gap.missing
-            log.warning(
-                "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d",
-                symbol,
-                gap.last_seen,
-                gap.next,
-                gap.missing,
-                self.trade_gaps_total,
-            )
+            total = self.trade_gaps_total
+        log.warning(
+            "trade gap symbol=%s last_seen=%d next=%d missing=%d gaps_total=%d%s",
+            symbol,
+            gap.last_seen,
+            gap.next,
+            gap.missing,
+            total,
+            " (filling from REST)" if filling else "",
+        )
+
+    def count_gap_filled(self) -> None:
+        """Count one gap filled from REST in the persistent total (any thread)."""
+        with self._counts:
+            self.trade_gaps_filled_unsaved += 1
 
     def depth(self) -> JobResult:
         levels = self.settings.jobs.depth_levels
@@ -559,13 +595,22 @@ class Producer:
         one read again (another run may have added to it) plus this process's unsaved
         gaps. While Postgres is unreachable the total is unknown and the row carries NULL,
         which keeps the stored value (``keep_when_null``); the unsaved gaps are added by
-        the first beat that reaches Postgres."""
+        the first beat that reaches Postgres. In stream mode the filled gaps are kept the
+        same way, the open ones are counted now, and a stream that is down is an
+        ``exchange_error`` as a ban or an unreachable REST API is."""
         started, weight0 = time.monotonic(), self.exchange.stats.weight_requested
         result = JobResult("heartbeat")
+        streams = self.streams
+        with self._counts:
+            unsaved, filled_unsaved = self.trade_gaps_unsaved, self.trade_gaps_filled_unsaved
         stored = self._read_trade_gaps()
-        total = None if stored is None else stored + self.trade_gaps_unsaved
+        total = None if stored is None else stored + unsaved
+        filled = None
+        if streams is not None:
+            filled_stored = self.writer.trade_gaps_filled(HEARTBEAT_SOURCE)
+            filled = None if filled_stored is None else filled_stored + filled_unsaved
         now = self._now()
-        trouble = self.exchange.trouble()
+        trouble = self.exchange.trouble() or (streams.trouble() if streams else None)
         row = heartbeat_row(
             HEARTBEAT_SOURCE,
             beat_time=now,
@@ -574,10 +619,19 @@ class Producer:
             ingested_at=now,
             exchange_error=trouble.text if trouble else None,
             exchange_error_since=ms_to_utc(int(trouble.since * 1000)) if trouble else None,
+            trade_gaps_filled=filled,
+            trade_gaps_open=streams.open_gaps() if streams else None,
+            ingest_mode="stream" if streams else "rest",
         )
         self._write(result, HEARTBEAT, [row])
-        if total is not None and not result.spooled:
-            self.trade_gaps_stored, self.trade_gaps_unsaved = total, 0
+        if not result.spooled:
+            with self._counts:
+                if total is not None:
+                    self.trade_gaps_stored = total
+                    self.trade_gaps_unsaved -= unsaved
+                if filled is not None:
+                    self.trade_gaps_filled_stored = filled
+                    self.trade_gaps_filled_unsaved -= filled_unsaved
         return self._finish(result, started, weight0)
 
     def retention(self) -> JobResult:

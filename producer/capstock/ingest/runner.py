@@ -1,7 +1,9 @@
-"""Wiring and the two ways to run the producer: one cycle, or scheduled jobs until a signal.
+"""Wiring and the ways to run the producer: one cycle, or until a signal either polling on the
+job intervals (``INGEST_MODE=rest``) or streaming (``INGEST_MODE=stream``,
+:mod:`capstock.ingest.streaming`).
 
-Both start by writing what an earlier run left in the spool (:mod:`capstock.staging.spool`), and
-both end with one line saying how they stopped. Their exit status (``commands.EXIT_*``):
+All start by writing what an earlier run left in the spool (:mod:`capstock.staging.spool`), and
+all end with one line saying how they stopped. Their exit status (``commands.EXIT_*``):
 ``EXIT_OK``; ``EXIT_SPOOLED`` when rows are still in the spool (safe on disk, written on
 the next start); ``EXIT_FAILED`` when rows were lost or, for ``once``, a job failed.
 """
@@ -19,7 +21,8 @@ from capstock.backoff import Interrupted, Sleeper
 from capstock.commands import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED
 from capstock.config import Settings
 from capstock.exchange.client import ExchangeClient
-from capstock.ingest.jobs import JobResult, Producer
+from capstock.ingest.jobs import Producer
+from capstock.ingest.streaming import build_stream_ingest
 from capstock.staging.spool import Spool, SpoolingWriter
 from capstock.staging.writer import DatabaseUnavailable, PostgresWriter, WriteAbandoned
 
@@ -59,7 +62,7 @@ def install_signal_handlers(sleeper: Sleeper) -> None:
 class _Guard:
     """Runs one job for the scheduler; errors are logged, never kill the loop."""
 
-    def __init__(self, name: str, job: Callable[[], JobResult]) -> None:
+    def __init__(self, name: str, job: Callable[[], object]) -> None:
         self.name = name
         self.job = job
 
@@ -156,5 +159,65 @@ def run_forever(producer: Producer) -> int:
         log.error("stopping with an unwritten batch: %s", e)
         status = EXIT_FAILED
     finally:
+        status = _stopped(writer, status)
+    return status
+
+
+def run(producer: Producer) -> int:
+    """``cap-stock run``: :func:`run_stream` with ``INGEST_MODE=stream``, else
+    :func:`run_forever`."""
+    if producer.settings.ingest.mode == "stream":
+        return run_stream(producer)
+    return run_forever(producer)
+
+
+def run_stream(producer: Producer) -> int:
+    """The spool first, then stream mode until SIGTERM/SIGINT: the streams, the writer
+    and REST worker threads, and the timed jobs of :meth:`StreamIngest.jobs` here. At a
+    stop the connections close, the rows in hand are written, then the spool is tried
+    once more. Exit status: see the module docstring."""
+    writer = _writer(producer)
+    sleeper = producer.sleeper
+    status = EXIT_OK
+    writer.open()
+    ingest = build_stream_ingest(producer)
+    scheduler = schedule.Scheduler()
+    intervals = ingest.intervals()
+    for name, job in ingest.jobs().items():
+        scheduler.every(intervals[name]).seconds.do(_Guard(name, job)).tag(name)
+    ingest.writer.start()
+    try:
+        s = producer.settings.ingest
+        log.info(
+            "producer streaming from %s: flush_ms=%d flush_rows=%d stall=%gs rollover=%gs "
+            "streams_per_connection=%d %s spool=%s",
+            s.stream_url,
+            s.flush_ms,
+            s.flush_rows,
+            s.stall_seconds,
+            s.rollover_seconds,
+            s.streams_per_connection,
+            " ".join(f"{name}_every={seconds:g}s" for name, seconds in intervals.items()),
+            writer.spool.directory,
+        )
+        ingest.start()
+        scheduler.run_all()
+        while not sleeper.stopped:
+            if ingest.writer.error is not None:
+                raise ingest.writer.error
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            sleeper.wait(min(MAX_IDLE_SECONDS, max(0.0, idle if idle is not None else 0.0)))
+    except Interrupted:
+        pass
+    except WriteAbandoned as e:
+        log.error("stopping with an unwritten batch: %s", e)
+        status = EXIT_FAILED
+    finally:
+        ingest.stop()
+        ingest.writer.stop()
+        if ingest.writer.error is not None:
+            status = EXIT_FAILED
+        producer.writer = writer
         status = _stopped(writer, status)
     return status

@@ -316,6 +316,9 @@ HEARTBEAT = Table(
         _INGESTED_AT,
         _col("exchange_error", "text", nullable=True),
         _col("exchange_error_since", "time", nullable=True),
+        _col("trade_gaps_filled", "bigint", nullable=True, keep_when_null=True),
+        _col("trade_gaps_open", "bigint", nullable=True),
+        _col("ingest_mode", "text", nullable=True),
     ),
     event_time="beat_time",
     primary_key=("source",),
@@ -328,8 +331,10 @@ HEARTBEAT = Table(
 """One row per source, overwritten on every beat: 'producer' writes it on a timer, Debezium's
 heartbeat action query writes 'debezium'. trade_gaps_total counts every trade-id gap any
 producer run found (each run adds to the stored total). exchange_error says why the exchange
-cannot be used (a ban, no connection) and exchange_error_since since when; both NULL while it
-answers.
+cannot be used (a ban, no connection, the streams down) and exchange_error_since since when;
+both NULL while it answers. In stream mode (ingest_mode 'stream') trade_gaps_filled counts the
+gaps filled from REST (persistent, like the total) and trade_gaps_open the gaps not filled yet
+(now); the polling mode fills none and leaves both NULL.
 """
 
 DEBEZIUM_HEARTBEAT_SOURCE = "debezium"

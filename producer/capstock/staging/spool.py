@@ -393,7 +393,8 @@ class SpoolingWriter:
     """The producer's writer: Postgres when it answers, the spool when it does not.
 
     Same interface as :class:`~capstock.staging.writer.PostgresWriter` for the jobs (``write``,
-    ``delete_older_than``, ``last_trade_id``, ``trade_gaps_total``, ``close``), plus
+    ``delete_older_than``, ``last_trade_id``, ``trade_gaps_total``, ``trade_gaps_filled``,
+    ``close``), plus
     :meth:`open` (at start: schema, then replay), :meth:`replay` and :meth:`pending`. See
     the module docstring for the guarantee. If the spool itself fails (disk full), the batch
     waits for Postgres as the plain writer does; rows still unwritten at shutdown then count
@@ -684,6 +685,36 @@ class SpoolingWriter:
             self._ensure_schema()
             self.replay()
             return self._call(lambda: self.postgres.trade_gaps_total(source))
+        except DatabaseUnavailable:
+            return None
+
+    def last_closed_kline(self, symbol: str, interval: str) -> datetime | None:
+        """:meth:`PostgresWriter.last_closed_kline`; None while Postgres is unreachable."""
+        try:
+            self._ensure_schema()
+            self.replay()
+            return self._call(lambda: self.postgres.last_closed_kline(symbol, interval))
+        except DatabaseUnavailable:
+            return None
+
+    def stored_trade_id_runs(
+        self, symbol: str, first_id: int, last_id: int
+    ) -> list[tuple[int, int]] | None:
+        """Runs of stored trade ids (:meth:`PostgresWriter.stored_trade_id_runs`); None
+        while Postgres is unreachable."""
+        try:
+            self._ensure_schema()
+            self.replay()
+            return self._call(lambda: self.postgres.stored_trade_id_runs(symbol, first_id, last_id))
+        except DatabaseUnavailable:
+            return None
+
+    def trade_gaps_filled(self, source: str) -> int | None:
+        """The stored total of filled trade gaps; None while Postgres is unreachable."""
+        try:
+            self._ensure_schema()
+            self.replay()
+            return self._call(lambda: self.postgres.trade_gaps_filled(source))
         except DatabaseUnavailable:
             return None
 

@@ -395,6 +395,25 @@ class PostgresWriter:
 
         return self._with_retry("read last trade id", query)
 
+    def last_closed_kline(self, symbol: str, interval: str) -> datetime | None:
+        """The open time of the newest closed candle stored for ``symbol`` and ``interval``
+        (where stream mode's catch-up of candles missed while away starts)."""
+
+        def query(conn: psycopg.Connection) -> datetime | None:
+            row = conn.execute(
+                sql.SQL("SELECT max({}) FROM {} WHERE {} = %s AND {} = %s AND {}").format(
+                    sql.Identifier("open_time"),
+                    sql.Identifier("kline_data"),
+                    sql.Identifier("symbol"),
+                    sql.Identifier("interval"),
+                    sql.Identifier("is_closed"),
+                ),
+                (symbol, interval),
+            ).fetchone()
+            return row[0] if row else None
+
+        return self._with_retry("read last closed kline", query)
+
     def stored_kline_runs(
         self, symbol: str, interval: str, first: datetime, last: datetime, step: timedelta
     ) -> list[tuple[datetime, datetime]]:
@@ -440,11 +459,18 @@ class PostgresWriter:
     def trade_gaps_total(self, source: str) -> int:
         """The trade-gap total stored in ``source``'s heartbeat row (0 when there is none):
         what every earlier producer run counted, so this one adds to it."""
+        return self._heartbeat_count(source, "trade_gaps_total")
 
+    def trade_gaps_filled(self, source: str) -> int:
+        """The total of trade-id gaps filled from REST stored in ``source``'s heartbeat row
+        (0 when there is none), added to as :meth:`trade_gaps_total` is."""
+        return self._heartbeat_count(source, "trade_gaps_filled")
+
+    def _heartbeat_count(self, source: str, column: str) -> int:
         def query(conn: psycopg.Connection) -> int:
             row = conn.execute(
                 sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
-                    sql.Identifier("trade_gaps_total"),
+                    sql.Identifier(column),
                     sql.Identifier(HEARTBEAT.name),
                     sql.Identifier("source"),
                 ),
@@ -452,4 +478,4 @@ class PostgresWriter:
             ).fetchone()
             return row[0] if row and row[0] is not None else 0
 
-        return self._with_retry("read trade gaps total", query)
+        return self._with_retry(f"read heartbeat {column}", query)

@@ -155,21 +155,52 @@ def book_rows(
     any level is malformed (half a book would be misleading).
     """
     last_update_id = _int(_field(raw, "lastUpdateId"))
+    sides = [book_levels(_field(raw, key), key, levels) for key in ("bids", "asks")]
+    return snapshot_rows(
+        symbol,
+        last_update_id,
+        sides[0],
+        sides[1],
+        snapshot_time=snapshot_time,
+        ingested_at=ingested_at,
+    )
+
+
+def book_levels(entries: Any, key: str, limit: int | None = None) -> list[tuple[Decimal, Decimal]]:
+    """``[["4.00000000", "431.00000000"], ...]`` → (price, qty) pairs, the first ``limit``
+    (all with None); :class:`BadRecord` if any pair is malformed."""
+    if not isinstance(entries, list):
+        raise BadRecord(f"{key} is not a list")
+    pairs = []
+    for level, entry in enumerate(entries if limit is None else entries[:limit]):
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise BadRecord(f"{key}[{level}] is not a [price, qty] pair: {entry!r}")
+        pairs.append((dec(entry[0]), dec(entry[1])))
+    return pairs
+
+
+def snapshot_rows(
+    symbol: str,
+    last_update_id: int,
+    bids: list[tuple[Decimal, Decimal]],
+    asks: list[tuple[Decimal, Decimal]],
+    *,
+    snapshot_time: datetime,
+    ingested_at: datetime,
+) -> list[dict]:
+    """``order_book`` rows of one book: bids best first, asks best first (``level`` 0 the
+    best), every row sharing ``snapshot_time`` and ``last_update_id``. The REST job's
+    fetched snapshot and the streaming ingest's local book both end here."""
     rows = []
-    for side, key in zip(BOOK_SIDES, ("bids", "asks"), strict=True):
-        entries = _field(raw, key)
-        if not isinstance(entries, list):
-            raise BadRecord(f"{key} is not a list")
-        for level, entry in enumerate(entries[:levels]):
-            if not isinstance(entry, list) or len(entry) != 2:
-                raise BadRecord(f"{key}[{level}] is not a [price, qty] pair: {entry!r}")
+    for side, pairs in zip(BOOK_SIDES, (bids, asks), strict=True):
+        for level, (price, qty) in enumerate(pairs):
             rows.append(
                 {
                     "symbol": symbol,
                     "snapshot_time": snapshot_time,
                     "side": side,
-                    "price": dec(entry[0]),
-                    "qty": dec(entry[1]),
+                    "price": price,
+                    "qty": qty,
                     "level": level,
                     "last_update_id": last_update_id,
                     "day": snapshot_time.date(),
@@ -244,6 +275,9 @@ def heartbeat_row(
     ingested_at: datetime,
     exchange_error: str | None = None,
     exchange_error_since: datetime | None = None,
+    trade_gaps_filled: int | None = None,
+    trade_gaps_open: int | None = None,
+    ingest_mode: str | None = None,
 ) -> dict:
     return {
         "source": source,
@@ -253,7 +287,137 @@ def heartbeat_row(
         "ingested_at": ingested_at,
         "exchange_error": exchange_error,
         "exchange_error_since": exchange_error_since,
+        "trade_gaps_filled": trade_gaps_filled,
+        "trade_gaps_open": trade_gaps_open,
+        "ingest_mode": ingest_mode,
     }
+
+
+# -- websocket stream payloads (capstock.ingest.streaming) --------------------------------------
+
+
+def plain_decimal(d: Decimal) -> Decimal:
+    """The shortest exact form: ``Decimal('48.0000120000000000')`` → ``Decimal('48.000012')``,
+    ``Decimal('100.00')`` → ``Decimal('100')`` (never ``1E+2``): how Binance writes a
+    ``quoteQty``."""
+    n = d.normalize()
+    exponent = n.as_tuple().exponent
+    return n.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else n
+
+
+def stream_trade_row(raw: Any, *, ingested_at: datetime) -> dict:
+    """One ``<symbol>@trade`` event → a ``recent_trades`` row, equal to the row
+    :func:`trade_row` makes of the same trade from REST.
+
+    Sample::
+
+        {"e": "trade", "E": 1700000000123, "s": "BTCUSDT", "t": 17000000001234,
+         "p": "65012.34000000", "q": "0.00120000", "T": 1700000000100, "m": true, "M": true}
+
+    The event has no quote quantity: it is ``p * q``, exact, in its shortest form (as
+    REST's ``quoteQty``).
+    """
+    price, qty = dec(_field(raw, "p")), dec(_field(raw, "q"))
+    trade_time = ms_to_utc(_field(raw, "T"))
+    return {
+        "symbol": _symbol(_field(raw, "s")),
+        "trade_id": _int(_field(raw, "t")),
+        "price": price,
+        "qty": qty,
+        "quote_qty": plain_decimal(price * qty),
+        "trade_time": trade_time,
+        "is_buyer_maker": _bool(_field(raw, "m")),
+        "is_best_match": _bool(_field(raw, "M")),
+        "day": trade_time.date(),
+        "ingested_at": ingested_at,
+    }
+
+
+def stream_kline_row(raw: Any, *, rank: int | None, ingested_at: datetime) -> dict:
+    """One ``<symbol>@kline_<interval>`` event → a ``kline_data`` row; ``x`` says whether
+    the candle is closed (the open one is sent every 2 s and upserted each time).
+
+    Sample::
+
+        {"e": "kline", "E": 1700000002000, "s": "BTCUSDT", "k": {"t": 1699999980000,
+         "T": 1700000039999, "s": "BTCUSDT", "i": "1m", "f": 17000000001200,
+         "L": 17000000001234, "o": "65000.00000000", "c": "65012.34000000",
+         "h": "65020.00000000", "l": "64990.00000000", "v": "1.20000000", "n": 35,
+         "x": false, "q": "78012.00000000", "V": "0.60000000", "Q": "39006.00000000",
+         "B": "0"}}
+    """
+    k = _field(raw, "k")
+    return {
+        "symbol": _symbol(_field(k, "s")),
+        "interval": _symbol(_field(k, "i")),
+        "open_time": ms_to_utc(_field(k, "t")),
+        "close_time": ms_to_utc(_field(k, "T")),
+        "open": dec(_field(k, "o")),
+        "high": dec(_field(k, "h")),
+        "low": dec(_field(k, "l")),
+        "close": dec(_field(k, "c")),
+        "volume": dec(_field(k, "v")),
+        "quote_volume": dec(_field(k, "q")),
+        "trade_count": _int(_field(k, "n")),
+        "taker_buy_base_volume": dec(_field(k, "V")),
+        "taker_buy_quote_volume": dec(_field(k, "Q")),
+        "is_closed": _bool(_field(k, "x")),
+        "rank": rank,
+        "ingested_at": ingested_at,
+    }
+
+
+STREAM_TICKER_KEYS = (
+    ("s", "symbol"),
+    ("p", "priceChange"),
+    ("P", "priceChangePercent"),
+    ("w", "weightedAvgPrice"),
+    ("x", "prevClosePrice"),
+    ("c", "lastPrice"),
+    ("Q", "lastQty"),
+    ("b", "bidPrice"),
+    ("B", "bidQty"),
+    ("a", "askPrice"),
+    ("A", "askQty"),
+    ("o", "openPrice"),
+    ("h", "highPrice"),
+    ("l", "lowPrice"),
+    ("v", "volume"),
+    ("q", "quoteVolume"),
+    ("O", "openTime"),
+    ("C", "closeTime"),
+    ("F", "firstId"),
+    ("L", "lastId"),
+    ("n", "count"),
+)
+"""Key of a ``<symbol>@ticker`` event → the REST ticker/24hr field it carries."""
+
+
+def stream_ticker_row(raw: Any, *, rank: int, ingested_at: datetime) -> dict:
+    """One ``<symbol>@ticker`` event → a ``top_24hr`` row (as :func:`ticker_24hr_row`
+    makes of the REST object with the same figures).
+
+    Sample::
+
+        {"e": "24hrTicker", "E": 1700000001000, "s": "BTCUSDT", "p": "12.34000000",
+         "P": "0.019", "w": "65001.00000000", "x": "65000.00000000", "c": "65012.34000000",
+         "Q": "0.00120000", "b": "65012.33000000", "B": "0.50000000", "a": "65012.35000000",
+         "A": "0.40000000", "o": "65000.00000000", "h": "65100.00000000",
+         "l": "64900.00000000", "v": "1234.50000000", "q": "80245000.00000000",
+         "O": 1699913601000, "C": 1700000001000, "F": 16999000000000, "L": 17000000001234,
+         "n": 1001235}
+    """
+    rest = {name: _field(raw, key) for key, name in STREAM_TICKER_KEYS}
+    return ticker_24hr_row(rest, rank=rank, ingested_at=ingested_at)
+
+
+def stream_price_row(raw: Any, *, ingested_at: datetime) -> dict:
+    """The last price of a ``<symbol>@ticker`` event (``c``) → a ``latest_prices`` row
+    stamped with the event time ``E`` (REST's price has no time; the stream's has)."""
+    ts = ms_to_utc(_field(raw, "E"))
+    return price_row(
+        {"symbol": _field(raw, "s"), "price": _field(raw, "c")}, ts=ts, ingested_at=ingested_at
+    )
 
 
 def _symbol(value: Any) -> str:

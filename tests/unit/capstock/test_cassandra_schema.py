@@ -48,5 +48,8 @@ def test_an_older_cassandra_table_gets_the_columns_it_lacks() -> None:
     assert added_columns_cql(HEARTBEAT, "ks", old) == [
         "ALTER TABLE ks.heartbeat ADD exchange_error text",
         "ALTER TABLE ks.heartbeat ADD exchange_error_since timestamp",
+        "ALTER TABLE ks.heartbeat ADD trade_gaps_filled bigint",
+        "ALTER TABLE ks.heartbeat ADD trade_gaps_open bigint",
+        "ALTER TABLE ks.heartbeat ADD ingest_mode text",
     ]
     assert added_columns_cql(HEARTBEAT, "ks", HEARTBEAT.column_names) == []

@@ -9,13 +9,14 @@ from capstock.cli import main
 from capstock.config import (
     BinanceSettings,
     ConfigError,
+    IngestSettings,
     PostgresSettings,
     UniverseSettings,
     load,
     load_settings,
 )
 
-ALL_PREFIXES = ("POSTGRES_", "BINANCE_", "UNIVERSE_", "JOB_", "LOG_")
+ALL_PREFIXES = ("POSTGRES_", "BINANCE_", "UNIVERSE_", "JOB_", "LOG_", "INGEST_")
 
 
 @pytest.fixture(autouse=True)
@@ -146,3 +147,27 @@ def test_a_password_has_no_default_and_the_message_says_how_to_get_one(monkeypat
         load_settings(env_file=None)
     assert "POSTGRES_PASSWORD is not set" in str(err.value)
     assert ".env" in str(err.value)
+
+
+def test_polling_is_the_default_and_stream_mode_is_chosen_by_ingest_mode(monkeypatch):
+    monkeypatch.setenv("POSTGRES_PASSWORD", "x")
+    assert load_settings().ingest.mode == "rest"
+    monkeypatch.setenv("INGEST_MODE", "stream")
+    monkeypatch.setenv("INGEST_STREAM_URL", "ws://127.0.0.1:8901/")
+    ingest = load_settings().ingest
+    assert (ingest.mode, ingest.stream_url) == ("stream", "ws://127.0.0.1:8901")
+    assert (ingest.flush_ms, ingest.flush_rows, ingest.stall_seconds) == (100, 2000, 10.0)
+
+
+def test_bad_ingest_settings_name_the_variable_and_what_is_allowed(monkeypatch):
+    monkeypatch.setenv("INGEST_MODE", "websocket")
+    monkeypatch.setenv("INGEST_STREAM_URL", "https://stream.binance.com")
+    monkeypatch.setenv("INGEST_DEPTH_SPEED_MS", "250")
+    monkeypatch.setenv("INGEST_STREAMS_PER_CONNECTION", "2000")
+    with pytest.raises(ConfigError) as err:
+        load(IngestSettings)
+    text = str(err.value)
+    assert "INGEST_MODE='websocket' is not allowed: Input should be 'rest' or 'stream'" in text
+    assert "INGEST_STREAM_URL='https://stream.binance.com' is not allowed: must be a ws://" in text
+    assert "INGEST_DEPTH_SPEED_MS='250' is not allowed: must be 1000 or 100" in text
+    assert "INGEST_STREAMS_PER_CONNECTION='2000' is not allowed" in text

@@ -78,6 +78,9 @@ def beat(n: int) -> dict:
         "ingested_at": T0 + timedelta(seconds=n),
         "exchange_error": None,
         "exchange_error_since": None,
+        "trade_gaps_filled": None,
+        "trade_gaps_open": None,
+        "ingest_mode": None,
     }
 
 

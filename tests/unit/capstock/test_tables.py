@@ -100,7 +100,7 @@ def test_conflict_policies_in_the_upsert_sql():
     assert f", {keep}, " in compared, "and compares what will be stored"
     assert '"weight_used_1m" = EXCLUDED."weight_used_1m"' in heartbeat
     keeping = [c.name for t in TABLES.values() for c in t.columns if c.keep_when_null]
-    assert keeping == ["trade_gaps_total"]
+    assert keeping == ["trade_gaps_total", "trade_gaps_filled"]
 
 
 def test_batches_are_deduplicated_by_primary_key_last_wins():
@@ -114,8 +114,9 @@ def test_batches_are_deduplicated_by_primary_key_last_wins():
         "ingested_at": 1,
     }
     base |= {"exchange_error": None, "exchange_error_since": None}
+    base |= {"trade_gaps_filled": 3, "trade_gaps_open": 0, "ingest_mode": "stream"}
     rows = dedupe(TABLES["heartbeat"], [base, {**base, "beat_time": 2}])
-    assert rows == [("producer", 2, 1, 0, 1, None, None)]
+    assert rows == [("producer", 2, 1, 0, 1, None, None, 3, 0, "stream")]
 
 
 def test_an_older_table_gets_the_columns_it_lacks_appended() -> None:
@@ -125,6 +126,9 @@ def test_an_older_table_gets_the_columns_it_lacks_appended() -> None:
     assert postgres_added_columns(HEARTBEAT, old) == [
         'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "exchange_error" text',
         'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "exchange_error_since" timestamptz',
+        'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "trade_gaps_filled" bigint',
+        'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "trade_gaps_open" bigint',
+        'ALTER TABLE "heartbeat" ADD COLUMN IF NOT EXISTS "ingest_mode" text',
     ]
     assert postgres_added_columns(HEARTBEAT, HEARTBEAT.column_names) == []
 

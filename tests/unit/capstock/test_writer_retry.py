@@ -23,6 +23,9 @@ ROW = {
     "ingested_at": NOW,
     "exchange_error": None,
     "exchange_error_since": None,
+    "trade_gaps_filled": None,
+    "trade_gaps_open": None,
+    "ingest_mode": None,
 }
 
 

@@ -129,3 +129,37 @@ def test_the_exchange_trouble_in_the_heartbeat_is_a_problem() -> None:
     lines = status.render(report).splitlines()
     assert f"  exchange {cause} (since 2026-11-22T10:00:00)" in lines
     assert lines[-1].startswith("NOT OK: exchange unreachable: NameResolutionError")
+
+
+def test_the_demo_producer_streams_from_the_simulator_and_restarts_when_the_mode_changes(
+    settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIMULATOR_WS_PORT", raising=False)
+    simulator = pipeline.Simulator(settings)
+    assert simulator.stream_url() == f"ws://127.0.0.1:{simulator.port + 1}"
+    producer = pipeline.Producer(
+        settings, api_url=simulator.api_url, stream_url=simulator.stream_url()
+    )
+    assert producer.extra_env["INGEST_STREAM_URL"] == f"ws://127.0.0.1:{simulator.port + 1}"
+    write_json_atomic(producer.spec_file, producer.spec())
+    monkeypatch.setenv("INGEST_MODE", "stream")
+    assert producer.changes() == ["INGEST_MODE '(unset)' -> 'stream'"]
+    monkeypatch.setenv("SIMULATOR_WS_PORT", "9911")
+    assert simulator.stream_url() == "ws://127.0.0.1:9911"
+
+
+def test_the_heartbeat_line_shows_the_mode_and_in_stream_mode_filled_and_open_gaps() -> None:
+    beat = {"age_s": 2.0, "weight_used_1m": 80, "trade_gaps_total": 3, "exchange_error": None}
+    polling = status.render(status.Report(heartbeat={**beat, "ingest_mode": "rest"}))
+    assert "producer heartbeat 2s ago (rest): weight_used_1m=80 trade_gaps_total=3\n" in polling
+    streaming = status.render(
+        status.Report(
+            heartbeat={
+                **beat,
+                "ingest_mode": "stream",
+                "trade_gaps_filled": 2,
+                "trade_gaps_open": 1,
+            }
+        )
+    )
+    assert "(stream): weight_used_1m=80 trade_gaps_total=3 filled=2 open=1" in streaming
