@@ -27,7 +27,6 @@ from stack.settings import (
     REPO_ROOT,
     PipelineSettings,
     StackSettings,
-    dotenv,
     dotenv_settings,
     variable_names,
 )
@@ -173,23 +172,9 @@ class Simulator(PipelineProcess):
             return resp.status == 200
 
     def stream_url(self) -> str:
-        """Its websocket streams' base, for the producer's INGEST_STREAM_URL: port
-        SIMULATOR_WS_PORT (the environment, then .env), by default the API port + 1; with
-        0 (a free port) the one the running simulator reports (``GET /_sim/state``)."""
-        ws_port = os.environ.get("SIMULATOR_WS_PORT") or dotenv().get("SIMULATOR_WS_PORT")
-        if ws_port and ws_port.strip() != "0":
-            return f"ws://127.0.0.1:{int(ws_port)}"
-        if not ws_port:
-            return f"ws://127.0.0.1:{self.port + 1}"
-        try:
-            base = self.api_url.removesuffix("/api")
-            with urllib.request.urlopen(f"{base}/_sim/state", timeout=2) as resp:
-                return str(json.loads(resp.read())["ws_url"]).rstrip("/")
-        except (OSError, ValueError, KeyError) as e:
-            raise StackError(
-                f"simulator: SIMULATOR_WS_PORT=0 and its streams' port cannot be read ({e}); "
-                "set a port"
-            ) from e
+        """Its websocket streams' base, for the producer's INGEST_STREAM_URL (the port it
+        is started with: SIMULATOR_WS_PORT, by default the API port + 1)."""
+        return f"ws://127.0.0.1:{self.settings.simulator_streams_port}"
 
 
 SECRET_SUFFIXES = ("_PASSWORD", "_SECRET", "_KEY")

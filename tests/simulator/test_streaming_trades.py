@@ -165,7 +165,7 @@ def test_symbols_share_connections_up_to_the_limit(sim):
         assert [len(c.streams) for c in ingest.connections] == [8, 4], "2 symbols, then 1"
         for symbol in SYMBOLS:
             assert_every_trade_once(sim.url, symbol, stored_trades(ingest, writer, symbol))
-    assert sim.streams.state()["counts"]["connections"] == 2
+    assert sim.streams.state()["counts"]["opened"] == 2
 
 
 def test_a_universe_change_subscribes_and_unsubscribes_on_the_open_connection(sim):

@@ -134,18 +134,15 @@ def test_the_exchange_trouble_in_the_heartbeat_is_a_problem() -> None:
 def test_the_demo_producer_streams_from_the_simulator_and_restarts_when_the_mode_changes(
     settings: StackSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("SIMULATOR_WS_PORT", raising=False)
     simulator = pipeline.Simulator(settings)
-    assert simulator.stream_url() == f"ws://127.0.0.1:{simulator.port + 1}"
+    assert simulator.stream_url() == f"ws://127.0.0.1:{settings.simulator_streams_port}"
     producer = pipeline.Producer(
         settings, api_url=simulator.api_url, stream_url=simulator.stream_url()
     )
-    assert producer.extra_env["INGEST_STREAM_URL"] == f"ws://127.0.0.1:{simulator.port + 1}"
+    assert producer.extra_env["INGEST_STREAM_URL"] == simulator.stream_url()
     write_json_atomic(producer.spec_file, producer.spec())
     monkeypatch.setenv("INGEST_MODE", "stream")
     assert producer.changes() == ["INGEST_MODE '(unset)' -> 'stream'"]
-    monkeypatch.setenv("SIMULATOR_WS_PORT", "9911")
-    assert simulator.stream_url() == "ws://127.0.0.1:9911"
 
 
 def test_the_heartbeat_line_shows_the_mode_and_in_stream_mode_filled_and_open_gaps() -> None:
