@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from capstock.exchange.payloads import TICKER_STREAM_KEYS
 from capstock.simulator.market import SymbolState, Trade, fmt
 from capstock.simulator.rest import KLINE_INTERVAL_MINUTES
 
@@ -260,29 +261,6 @@ def partial_depth_event(
     }
 
 
-TICKER_KEYS = (
-    ("p", "priceChange"),
-    ("P", "priceChangePercent"),
-    ("w", "weightedAvgPrice"),
-    ("x", "prevClosePrice"),
-    ("c", "lastPrice"),
-    ("Q", "lastQty"),
-    ("b", "bidPrice"),
-    ("B", "bidQty"),
-    ("a", "askPrice"),
-    ("A", "askQty"),
-    ("o", "openPrice"),
-    ("h", "highPrice"),
-    ("l", "lowPrice"),
-    ("v", "volume"),
-    ("q", "quoteVolume"),
-    ("O", "openTime"),
-    ("C", "closeTime"),
-    ("F", "firstId"),
-    ("L", "lastId"),
-    ("n", "count"),
-)
-"""Stream key of ``<s>@ticker`` → the REST ticker/24hr field it carries."""
 MINI_TICKER_KEYS = (
     ("c", "lastPrice"),
     ("o", "openPrice"),
@@ -303,8 +281,8 @@ def ticker_event(ticker: dict[str, Any], event_ms: int) -> dict[str, Any]:
      "q":"80245000.00000000","O":1699913601000,"C":1700000001000,"F":16999000000000,
      "L":17000000001234,"n":1001235}
     """
-    payload: dict[str, Any] = {"e": "24hrTicker", "E": event_ms, "s": ticker["symbol"]}
-    payload.update((key, ticker[field]) for key, field in TICKER_KEYS)
+    payload: dict[str, Any] = {"e": "24hrTicker", "E": event_ms}
+    payload.update((key, ticker[field]) for key, field in TICKER_STREAM_KEYS)
     return payload
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from capstock.exchange.payloads import TICKER_STREAM_KEYS
+
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -367,32 +369,6 @@ def stream_kline_row(raw: Any, *, rank: int | None, ingested_at: datetime) -> di
     }
 
 
-STREAM_TICKER_KEYS = (
-    ("s", "symbol"),
-    ("p", "priceChange"),
-    ("P", "priceChangePercent"),
-    ("w", "weightedAvgPrice"),
-    ("x", "prevClosePrice"),
-    ("c", "lastPrice"),
-    ("Q", "lastQty"),
-    ("b", "bidPrice"),
-    ("B", "bidQty"),
-    ("a", "askPrice"),
-    ("A", "askQty"),
-    ("o", "openPrice"),
-    ("h", "highPrice"),
-    ("l", "lowPrice"),
-    ("v", "volume"),
-    ("q", "quoteVolume"),
-    ("O", "openTime"),
-    ("C", "closeTime"),
-    ("F", "firstId"),
-    ("L", "lastId"),
-    ("n", "count"),
-)
-"""Key of a ``<symbol>@ticker`` event → the REST ticker/24hr field it carries."""
-
-
 def stream_ticker_row(raw: Any, *, rank: int, ingested_at: datetime) -> dict:
     """One ``<symbol>@ticker`` event → a ``top_24hr`` row (as :func:`ticker_24hr_row`
     makes of the REST object with the same figures).
@@ -407,7 +383,7 @@ def stream_ticker_row(raw: Any, *, rank: int, ingested_at: datetime) -> dict:
          "O": 1699913601000, "C": 1700000001000, "F": 16999000000000, "L": 17000000001234,
          "n": 1001235}
     """
-    rest = {name: _field(raw, key) for key, name in STREAM_TICKER_KEYS}
+    rest = {name: _field(raw, key) for key, name in TICKER_STREAM_KEYS}
     return ticker_24hr_row(rest, rank=rank, ingested_at=ingested_at)
 
 
