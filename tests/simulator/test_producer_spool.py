@@ -67,22 +67,26 @@ def test_once_with_postgres_down_spools_every_table_and_exits_3(simulator_url, t
     assert "will be written on the next start (exit 3)" in caplog.records[-1].getMessage()
 
 
-def test_sigterm_during_a_postgres_outage_exits_3_and_keeps_the_rows(simulator_url, tmp_path):
-    spool_dir = tmp_path / "spool"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PRODUCER_PREFIXES)}
-    env.pop("STACK_HOME", None)
+def run_until_every_table_is_spooled(tmp_path, settings: dict[str, str]) -> tuple[int, str]:
+    """`cap-stock run` against a closed Postgres port with ``settings``, until every
+    table has a spool file, then SIGTERM: (exit status, its log)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith((*PRODUCER_PREFIXES, "INGEST_")) and k != "STACK_HOME"
+    }
     env.update(
         {
             "POSTGRES_HOST": "127.0.0.1",
             "POSTGRES_PORT": str(closed_port()),
             "POSTGRES_PASSWORD": "x",
             "POSTGRES_CONNECT_TIMEOUT": "1",
-            "BINANCE_API_URL": simulator_url,
             "UNIVERSE_SIZE": "3",
             "UNIVERSE_MIN_QUOTE_VOLUME": "0",
             "JOB_HEARTBEAT_SECONDS": "1",
-            "PRODUCER_SPOOL_DIR": str(spool_dir),
+            "PRODUCER_SPOOL_DIR": str(tmp_path / "spool"),
             "PRODUCER_SPOOL_AFTER_SECONDS": "1",
+            **settings,
         }
     )
     log_file = tmp_path / "producer.log"
@@ -96,64 +100,10 @@ def test_sigterm_during_a_postgres_outage_exits_3_and_keeps_the_rows(simulator_u
         )
         try:
             deadline = time.monotonic() + 60
-            while spooled_tables(spool_dir) != set(TABLES):
-                assert run.poll() is None, log_file.read_text()
-                assert time.monotonic() < deadline, log_file.read_text()
-                time.sleep(0.2)
-            run.send_signal(signal.SIGTERM)
-            run.wait(timeout=60)
-        finally:
-            if run.poll() is None:
-                run.kill()
-    text = log_file.read_text()
-    assert run.returncode == EXIT_SPOOLED, text
-    assert "signal=SIGTERM received" in text and "Traceback" not in text
-    assert "(postgres unreachable)" in text
-    assert "will be written on the next start (exit 3)" in text.strip().splitlines()[-1]
-    spool = Spool(spool_dir)
-    assert all(spool.read(p).rows for p in spool.files())
-
-
-def test_stream_mode_with_postgres_down_spools_every_table_and_exits_3(simulator, tmp_path):
-    """`cap-stock run` with INGEST_MODE=stream: the streamed rows go the same way as
-    polled ones (the spool, while Postgres is away), and SIGTERM stops it cleanly."""
-    spool_dir = tmp_path / "spool"
-    env = {k: v for k, v in os.environ.items() if not k.startswith((*PRODUCER_PREFIXES, "INGEST_"))}
-    env.pop("STACK_HOME", None)
-    env.update(
-        {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": str(closed_port()),
-            "POSTGRES_PASSWORD": "x",
-            "POSTGRES_CONNECT_TIMEOUT": "1",
-            "BINANCE_API_URL": simulator.url,
-            "INGEST_MODE": "stream",
-            "INGEST_STREAM_URL": simulator.ws_url,
-            "UNIVERSE_SIZE": "3",
-            "UNIVERSE_MIN_QUOTE_VOLUME": "0",
-            "JOB_HEARTBEAT_SECONDS": "1",
-            "JOB_DEPTH_SECONDS": "1",
-            "JOB_TICKER_SECONDS": "1",
-            "JOB_PRICES_SECONDS": "1",
-            "PRODUCER_SPOOL_DIR": str(spool_dir),
-            "PRODUCER_SPOOL_AFTER_SECONDS": "1",
-        }
-    )
-    log_file = tmp_path / "producer.log"
-    with log_file.open("w") as out:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "capstock.cli", "run"],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while spooled_tables(spool_dir) != set(TABLES):
+            while spooled_tables(tmp_path / "spool") != set(TABLES):
                 assert run.poll() is None, log_file.read_text()
                 assert time.monotonic() < deadline, (
-                    spooled_tables(spool_dir),
+                    spooled_tables(tmp_path / "spool"),
                     log_file.read_text(),
                 )
                 time.sleep(0.2)
@@ -162,11 +112,37 @@ def test_stream_mode_with_postgres_down_spools_every_table_and_exits_3(simulator
         finally:
             if run.poll() is None:
                 run.kill()
-    text = log_file.read_text()
-    assert run.returncode == EXIT_SPOOLED, text
+    return run.returncode, log_file.read_text()
+
+
+def test_sigterm_during_a_postgres_outage_exits_3_and_keeps_the_rows(simulator_url, tmp_path):
+    status, text = run_until_every_table_is_spooled(tmp_path, {"BINANCE_API_URL": simulator_url})
+    assert status == EXIT_SPOOLED, text
+    assert "signal=SIGTERM received" in text and "Traceback" not in text
+    assert "(postgres unreachable)" in text
+    assert "will be written on the next start (exit 3)" in text.strip().splitlines()[-1]
+    spool = Spool(tmp_path / "spool")
+    assert all(spool.read(p).rows for p in spool.files())
+
+
+def test_stream_mode_with_postgres_down_spools_every_table_and_exits_3(simulator, tmp_path):
+    """`cap-stock run` with INGEST_MODE=stream: the streamed rows go the same way as
+    polled ones (the spool, while Postgres is away), and SIGTERM stops it cleanly."""
+    status, text = run_until_every_table_is_spooled(
+        tmp_path,
+        {
+            "BINANCE_API_URL": simulator.url,
+            "INGEST_MODE": "stream",
+            "INGEST_STREAM_URL": simulator.ws_url,
+            "JOB_DEPTH_SECONDS": "1",
+            "JOB_TICKER_SECONDS": "1",
+            "JOB_PRICES_SECONDS": "1",
+        },
+    )
+    assert status == EXIT_SPOOLED, text
     assert f"producer streaming from {simulator.ws_url.rstrip('/')}" in text
     assert "signal=SIGTERM received" in text and "Traceback" not in text
     assert "will be written on the next start (exit 3)" in text.strip().splitlines()[-1]
-    spool = Spool(spool_dir)
+    spool = Spool(tmp_path / "spool")
     beats = [r for p in spool.files() if "heartbeat" in p.name for r in spool.read(p).rows]
     assert beats and all(b["ingest_mode"] == "stream" for b in beats), "the mode in every beat"
