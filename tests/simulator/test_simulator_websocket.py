@@ -444,15 +444,29 @@ def test_stream_settings_from_flags(monkeypatch, tmp_path):
     assert load_simulator_settings({}).ws_port is None
 
 
+def simulator_below(taken: socket.socket) -> Simulator | None:
+    """A simulator on the port just below ``taken``'s, or None when that one is busy."""
+    try:
+        return Simulator(symbols=3, port=taken.getsockname()[1] - 1, history_minutes=1)
+    except OSError:
+        return None
+
+
 def test_streams_next_to_the_api_port_or_on_a_free_one_when_it_is_taken(caplog):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        api_port = taken.getsockname()[1] - 1
-        try:
-            sim = Simulator(symbols=3, port=api_port, history_minutes=1)
-        except OSError:
-            pytest.skip(f"port {api_port} is taken too")
+    # Hold a port and start the simulator just below it; when that neighbour is busy,
+    # try another pair (the OS hands out ports at random).
+    held: list[socket.socket] = []
+    sim = None
+    try:
+        for _ in range(50):
+            taken = socket.socket()
+            held.append(taken)
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            if (sim := simulator_below(taken)) is not None:
+                break
+        assert sim is not None, "no free port below 50 held ones"
+        api_port = sim.port
         try:
             assert sim.streams.port not in (api_port + 1, 0)
             assert "for the streams is not available" in caplog.text
@@ -460,6 +474,9 @@ def test_streams_next_to_the_api_port_or_on_a_free_one_when_it_is_taken(caplog):
             sim.close()
         with pytest.raises(OSError):
             Simulator(symbols=3, port=0, ws_port=api_port + 1, history_minutes=1)
+    finally:
+        for taken in held:
+            taken.close()
     caplog.clear()
     with start_simulator(symbols=3, history_minutes=1) as probe:
         free = probe.port
