@@ -81,7 +81,5 @@ lint: venv ## ruff
 connectors: venv ## regenerate register_cassandra.json from producer/capstock/model/tables.py
 	$(VENV)/bin/cap-stock connectors --write
 
-bench: stack-up ## benchmarks on the native stack: Postgres writes, CDC latency and throughput, sink drain
-	$(PY) bench/bench_postgres_writes.py
-	PYTHONPATH=. $(PY) bench/bench_cdc_latency.py
-	PYTHONPATH=. $(PY) bench/bench_sink_drain.py
+bench: stack-up ## every benchmark, each figure next to its baseline and goal; writes bench/results/<date>.md
+	PYTHONPATH=. $(PY) bench/run_all.py

@@ -175,32 +175,55 @@ def stop_pid(pid: int, *, what: str, timeout: float, sig: int = signal.SIGTERM) 
     return False
 
 
-def rss_kib(pid: int | None) -> int | None:
-    """Resident set size of pid and its children (not detached services), in KiB."""
+def rss_kib(pid: int | None, sessions: bool = False) -> int | None:
+    """Memory of pid and its children, in KiB (see `_children` for `sessions`): each
+    process's proportional share (Pss) where readable, so Postgres's shared buffers,
+    mapped by every backend, count once; its resident set (VmRSS) otherwise."""
     if not pid_alive(pid):
         return None
-    total = 0
-    for p in [pid, *_children(pid)]:
+    return sum(_memory_kib(p) for p in [pid, *_children(pid, sessions)])
+
+
+def _memory_kib(pid: int) -> int:
+    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(key):
+                    return int(line.split()[1])
         except OSError:
             continue
+    return 0
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None, sessions: bool = False) -> float:
+    """CPU time (user + system) pid and its children have used so far."""
+    total = 0.0
+    for p in [pid, *_children(pid, sessions)] if pid_alive(pid) else []:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
     return total
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, sessions: bool = False) -> list[int]:
+    """Descendants of pid. A child leading its own session is a detached service (one
+    the supervisor restarted, counted on its own line) unless `sessions`: Postgres's
+    backends each lead one too."""
     found: list[int] = []
     try:
         kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return found
     for kid in map(int, kids):
-        if _session_leader(kid):
-            continue  # a service the supervisor restarted: counted on its own line
+        if not sessions and _session_leader(kid):
+            continue
         found.append(kid)
-        found.extend(_children(kid))
+        found.extend(_children(kid, sessions))
     return found
 
 

@@ -94,7 +94,7 @@ def component_entry(component: Component, restarts: int) -> dict[str, Any]:
             version = component.version()
         except Exception:
             healthy = False
-    rss = rss_kib(pid)
+    rss = rss_kib(pid, component.forks_sessions)
     return {
         "name": component.name,
         "state": "up" if healthy else ("starting/unhealthy" if pid else "down"),

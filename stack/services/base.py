@@ -139,6 +139,8 @@ class Component:
     name: str = ""
     start_timeout: float = 120.0
     stop_timeout: float = 60.0
+    # Its children lead sessions of their own but belong to it (Postgres's backends).
+    forks_sessions: bool = False
 
     @property
     def log_file(self) -> Path:

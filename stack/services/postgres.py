@@ -21,6 +21,7 @@ from stack.services.base import STACK_DIR, Component, as_service_user, own, rend
 @dataclass
 class Postgres(Component):
     name: str = "postgres"
+    forks_sessions: bool = True
 
     @property
     def port(self) -> int:
