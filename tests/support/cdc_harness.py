@@ -174,13 +174,15 @@ class CdcHarness:
             admin_session.execute(statement, timeout=30)
 
     def register(self, document: dict) -> None:
-        """Through the user-facing script, like `make demo` does."""
+        """Through the user-facing script, like `make demo` does (its progress lines on
+        stderr: a benchmark's results are its stdout)."""
         path = self.work_dir / f"{document['name']}.json"
         path.write_text(json.dumps(document))
         env = {**os.environ, **pipeline_env(self.settings)}
         subprocess.run(
             ["bash", str(REPO_ROOT / "connect_connectors.sh"), str(path)],
             env=env,
+            stdout=2,  # the file descriptor of stderr (whatever sys.stderr is)
             check=True,
             timeout=300,
         )

@@ -45,6 +45,13 @@ captured exactly once. A hole larger than ``INGEST_FILL_MAX_IDS`` stays open (lo
 ``cap-stock backfill`` can load it). The heartbeat reports gaps found
 (``trade_gaps_total``), filled (``trade_gaps_filled``) and still open (``trade_gaps_open``).
 
+That guarantee needs a REST host serving ``historicalTrades``: ``data-api.binance.vision``
+does not (404). ``aggTrades``, which it serves, cannot stand in: an aggregate sums the
+quantities of the trades one taker order filled at one price, so only the aggregates of a
+single trade could be stored as trades. With such a host (:func:`fill_problem`, said once
+at the start) or after a fill is answered 404, holes are counted and left open instead of
+being retried; a start against a host that serves the endpoint takes them over (below).
+
 **Order books.** Each book follows Binance's procedure: events are buffered until a REST
 snapshot (``INGEST_BOOK_SNAPSHOT_LIMIT`` levels) that the buffered events continue is taken;
 an event whose ``U`` jumps discards the book and starts again (a resync, logged).
@@ -66,8 +73,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from capstock.backoff import Interrupted, RetriesExhausted
+from capstock.config import LIVE_API_URL, MARKET_DATA_API_URL
 from capstock.exchange.client import Banned, ExchangeTrouble, RequestRejected
 from capstock.exchange.streams import StreamConnection
 from capstock.ingest.batching import FlushPolicy, SerializedWriter, WriterThread
@@ -111,6 +120,34 @@ KLINES_KEPT_PER_SYMBOL = 4
 STATUS_SECONDS = 60.0
 """How often the main thread logs a ``stream status`` line."""
 BAD_LOGGED_EVERY = 1000
+
+
+NO_HISTORICAL_TRADES_HOSTS = frozenset({urlsplit(MARKET_DATA_API_URL).hostname})
+"""REST hosts known to answer ``/api/v3/historicalTrades`` with 404 (the market-data host
+serves aggTrades, avgPrice, depth, exchangeInfo, klines, ping, ticker*, time, trades and
+uiKlines only)."""
+
+
+def fill_problem(api_url: str, answered_404: bool = False) -> str | None:
+    """Why trade-id holes cannot be filled from ``api_url`` (None when they can, as far as
+    is known before asking): a host in :data:`NO_HISTORICAL_TRADES_HOSTS`, or one that
+    answered a fill with 404.
+
+    >>> fill_problem("http://127.0.0.1:8900/api") is None
+    True
+    >>> print(fill_problem("https://data-api.binance.vision/api"))  # doctest: +ELLIPSIS
+    BINANCE_API_URL=https://data-api.binance.vision/api does not serve /api/v3/historicalTrades...
+    """
+    if not answered_404 and urlsplit(api_url).hostname not in NO_HISTORICAL_TRADES_HOSTS:
+        return None
+    return (
+        f"BINANCE_API_URL={api_url} does not serve /api/v3/historicalTrades"
+        f"{' (HTTP 404)' if answered_404 else ''}, so trade-id holes (a reconnection, a "
+        "rollover, a restart) cannot be filled: they are counted and left open "
+        f"(trade_gaps_open). To store every trade id, set BINANCE_API_URL={LIVE_API_URL} "
+        "(or another host serving historicalTrades) and restart: the start takes the open "
+        f"holes among the last {RESUME_LOOKBACK_IDS:,} ids over"
+    )
 
 
 def symbol_streams(symbol: str, interval: str, depth_speed_ms: int) -> list[str]:
@@ -260,6 +297,8 @@ class StreamIngest:
         self.sleeper = producer.sleeper
         self.worker = RestWorker(self.sleeper)
         self.counters = StreamCounters()
+        self.fill_problem = fill_problem(producer.settings.binance.api_url)
+        """Set when holes cannot be filled from the REST host: they are left open."""
         self.connections: list[StreamConnection] = []
         self.ranks: dict[str, int] = {}
         self._conn_of: dict[str, StreamConnection] = {}
@@ -282,6 +321,8 @@ class StreamIngest:
 
     def start(self) -> None:
         """Rank the universe, open its streams and start the REST worker."""
+        if self.fill_problem:
+            log.warning("%s", self.fill_problem)
         self.worker.start()
         if not self.producer.universe:
             self.producer.refresh_universe(store=False)
@@ -332,7 +373,7 @@ class StreamIngest:
                     table.pop(symbol, None)
                 self._snapshot_wanted.discard(symbol)
         for symbol, ledger in resumed.items():
-            for hole in ledger.holes:
+            for hole in ledger.holes if not self.fill_problem else ():
                 self._queue_fill(symbol, hole.first)
             last = self.producer.writer.last_closed_kline(symbol, self.settings.jobs.kline_interval)
             if last is not None:
@@ -370,11 +411,12 @@ class StreamIngest:
             hole = Hole(end + 1, start - 1)
             ledger.reopen(hole)
             log.warning(
-                "trade gap symbol=%s ids %d..%d (%d) left open by an earlier run: filling it",
+                "trade gap symbol=%s ids %d..%d (%d) left open by an earlier run: %s",
                 symbol,
                 hole.first,
                 hole.last,
                 hole.size,
+                "left open (no historicalTrades)" if self.fill_problem else "filling it",
             )
         return ledger
 
@@ -508,7 +550,10 @@ class StreamIngest:
     def _hole_found(self, symbol: str, hole: Hole) -> None:
         limit = self.ingest.fill_max_ids
         too_big = bool(limit) and hole.size > limit
-        self.producer.count_trade_gap(symbol, hole.gap(), filling=not too_big)
+        fillable = not too_big and not self.fill_problem
+        self.producer.count_trade_gap(symbol, hole.gap(), filling=fillable)
+        if not fillable and not too_big:
+            return  # said once (fill_problem); the hole stays open
         if too_big:
             log.error(
                 "trade gap symbol=%s ids %d..%d (%d) is larger than INGEST_FILL_MAX_IDS=%d: "
@@ -552,6 +597,9 @@ class StreamIngest:
                 self.writer.submit(RECENT_TRADES, rows, on_written=done)
                 cursor = covered + 1
         except (RetriesExhausted, Banned, RequestRejected, BadRecord) as e:
+            if isinstance(e, RequestRejected) and e.status == 404:
+                self._fills_not_served(symbol, cursor)
+                return
             delay = self._retry_delay(("fill", symbol, first))
             if isinstance(e, Banned):
                 delay = max(delay, e.until - time.time())
@@ -563,6 +611,14 @@ class StreamIngest:
                 delay,
             )
             self._queue_fill(symbol, first, delay)
+
+    def _fills_not_served(self, symbol: str, cursor: int) -> None:
+        """The host answered a fill with 404: asking again cannot help (the hole stays open,
+        and so do later ones), said once."""
+        first_time = self.fill_problem is None
+        self.fill_problem = fill_problem(self.exchange.settings.api_url, answered_404=True)
+        if first_time:
+            log.error("trade gap fill symbol=%s from id %d: %s", symbol, cursor, self.fill_problem)
 
     def _filled(
         self, symbol: str, first: int, start: int, through: int, rows: int, ok: bool
