@@ -11,10 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -72,7 +72,7 @@ def _counts(conninfo: str) -> dict[str, int]:
         }
 
 
-def _env(conninfo: str, url: str) -> dict[str, str]:
+def _env(conninfo: str, url: str, spool: Path) -> dict[str, str]:
     info = conninfo_to_dict(conninfo)
     return {
         **os.environ,
@@ -86,7 +86,7 @@ def _env(conninfo: str, url: str) -> dict[str, str]:
         "UNIVERSE_MIN_QUOTE_VOLUME": "0",
         "JOB_HEARTBEAT_SECONDS": "1",
         # Its own spool: the stack's belongs to the service user.
-        "PRODUCER_SPOOL_DIR": tempfile.mkdtemp(prefix="capstock-spool-"),
+        "PRODUCER_SPOOL_DIR": str(spool),
     }
 
 
@@ -334,8 +334,12 @@ def test_a_failing_batch_is_never_half_written(postgres_conninfo):
     writer.close()
 
 
-def test_cli_once_twice_then_run_stops_cleanly_on_sigterm(postgres_conninfo, simulator_url):  # noqa: F811
-    env = _env(postgres_conninfo, simulator_url)
+def test_cli_once_twice_then_run_stops_cleanly_on_sigterm(
+    postgres_conninfo,
+    simulator_url,  # noqa: F811
+    tmp_path,
+):
+    env = _env(postgres_conninfo, simulator_url, tmp_path / "spool")
     for _ in range(2):
         proc = subprocess.run(
             [sys.executable, "-m", "capstock.cli", "once"],
