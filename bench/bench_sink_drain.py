@@ -34,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from capstock.cdc.connectors import dead_letter_topic, sink_document, topic_for
-from capstock.history.schema import KeyspaceOptions, apply_schema
 from capstock.model.tables import LATEST_PRICES, ORDER_BOOK, RECENT_TRADES, Table
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -46,6 +45,7 @@ from stack.process import cpu_seconds, start_detached, stop_pid
 from stack.services import Cassandra, Connect
 from stack.settings import StackSettings
 from stack.sink_progress import group_offsets
+from tests.support.cdc_harness import create_pipeline_keyspace
 
 SHARES = ((RECENT_TRADES, 0.90), (ORDER_BOOK, 0.08), (LATEST_PRICES, 0.02))
 DRAIN_TIMEOUT_S = 900
@@ -287,7 +287,7 @@ def run(argv: list[str] | None = None) -> list[Figure]:
             for sink in args.sinks.split(","):
                 keyspace = f"drain_{run_id}_{sink}_{run}"
                 keyspaces.append(keyspace)
-                apply_schema(session, KeyspaceOptions(name=keyspace))
+                create_pipeline_keyspace(settings, session, keyspace)
                 if sink == "datastax":
                     result = run_datastax(settings, backlog, keyspace, overrides)
                 else:

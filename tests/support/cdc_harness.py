@@ -87,6 +87,14 @@ def drop_slot(settings: StackSettings, slot: str, timeout: float = 30.0) -> None
             time.sleep(0.5)
 
 
+def create_pipeline_keyspace(settings: StackSettings, admin_session, keyspace: str) -> None:  # type: ignore[no-untyped-def]
+    """The pipeline's tables in `keyspace`, with the same grants cassandra-setup gives
+    (the sinks log in as the pipeline role, which may write only where it was granted)."""
+    apply_schema(admin_session, KeyspaceOptions(name=keyspace))
+    for statement in access_cql(keyspace, settings.cassandra_user, settings.cassandra_reader_user):
+        admin_session.execute(statement, timeout=30)
+
+
 def delete_topics(bootstrap: str, topics: list[str]) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.delete_topics(topics, operation_timeout=30).values():
@@ -167,11 +175,7 @@ class CdcHarness:
         self.create_keyspace(cassandra_session, self.name)
 
     def create_keyspace(self, admin_session, keyspace: str) -> None:  # type: ignore[no-untyped-def]
-        """The pipeline's tables in `keyspace`, with the same grants cassandra-setup gives."""
-        apply_schema(admin_session, KeyspaceOptions(name=keyspace))
-        s = self.settings
-        for statement in access_cql(keyspace, s.cassandra_user, s.cassandra_reader_user):
-            admin_session.execute(statement, timeout=30)
+        create_pipeline_keyspace(self.settings, admin_session, keyspace)
 
     def register(self, document: dict) -> None:
         """Through the user-facing script, like `make demo` does (its progress lines on
