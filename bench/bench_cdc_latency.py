@@ -20,7 +20,8 @@ component runs on this machine):
   writes with the record's Kafka timestamp, so it equals the previous mark.)
 
 Then it raises the rate step by step and prints the highest rate at which lag did not
-grow (goal: >= 20,000 rows/s on two cores), next to the most Postgres alone accepted from
+grow (goal: >= 20,000 rows/s on two cores; a step that falls behind runs once more, and
+only a second miss ends the climb), next to the most Postgres alone accepted from
 the benchmark's writer on the way (the baseline: what the writer could offer the chain).
 ``run`` returns the figures for ``make bench``.
 
@@ -302,24 +303,32 @@ def run(argv: list[str] | None = None) -> list[Figure]:
 def step_up(  # type: ignore[no-untyped-def]
     chain: CdcHarness, session, args: argparse.Namespace, p50: float, p99: float, next_id: list[int]
 ) -> tuple[int, float]:
-    """The highest rate whose lag did not grow, and the most Postgres accepted on the way."""
+    """The highest rate whose lag did not grow, and the most Postgres accepted on the way.
+
+    A step that falls behind runs once more before it counts: on a shared two-core machine
+    one memtable flush or GC pause can hold up a 15 s step that the chain otherwise keeps
+    up with; a real backlog falls behind again."""
     sustained, accepted = 0, 0.0
     rate = args.start_rate
     while rate <= args.max_rate:
-        run = measure(chain, session, rate, args.seconds / 2, next_id)
-        offered = run.written / run.elapsed
-        accepted = max(accepted, offered)
-        grew = run.lag_grew(p50, p99) or offered < 0.9 * rate
-        print(
-            f"  rate {rate:>6} rows/s: postgres accepted {offered:>7.0f} rows/s, "
-            f"p50={run.percentile(0.5) * 1000:.0f} ms p99={run.percentile(0.99) * 1000:.0f} ms"
-            f" last third p50={run.last_third_median() * 1000:.0f} ms"
-            f"{' -> lag grows' if grew else ''}",
-            flush=True,
-        )
-        print(run.cpu)
-        if grew:  # where the backlog formed
-            hops(run, kafka_times(chain, set(run.readable_at)))
+        for attempt in (1, 2):
+            run = measure(chain, session, rate, args.seconds / 2, next_id)
+            offered = run.written / run.elapsed
+            accepted = max(accepted, offered)
+            grew = run.lag_grew(p50, p99) or offered < 0.9 * rate
+            print(
+                f"  rate {rate:>6} rows/s{' (again)' if attempt == 2 else ''}: postgres "
+                f"accepted {offered:>7.0f} rows/s, p50={run.percentile(0.5) * 1000:.0f} ms "
+                f"p99={run.percentile(0.99) * 1000:.0f} ms "
+                f"last third p50={run.last_third_median() * 1000:.0f} ms"
+                f"{' -> lag grows' if grew else ''}",
+                flush=True,
+            )
+            print(run.cpu)
+            if not grew:
+                break
+            hops(run, kafka_times(chain, set(run.readable_at)))  # where the backlog formed
+        if grew:
             break
         sustained = rate
         rate += args.step
