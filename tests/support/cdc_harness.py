@@ -95,11 +95,20 @@ def create_pipeline_keyspace(settings: StackSettings, admin_session, keyspace: s
         admin_session.execute(statement, timeout=30)
 
 
-def delete_topics(bootstrap: str, topics: list[str]) -> None:
+def delete_topics(bootstrap: str, topics: list[str], rounds: int = 3) -> None:
+    """Delete, then look again a few seconds later: a connector's task that is still
+    stopping can fetch metadata for its topic, which the broker then creates again."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics(topics, operation_timeout=30).values():
-        with contextlib.suppress(Exception):  # never created: nothing to delete
-            future.result()
+    left = list(topics)
+    for _ in range(rounds):
+        for future in admin.delete_topics(left, operation_timeout=30).values():
+            with contextlib.suppress(Exception):  # never created: nothing to delete
+                future.result()
+        time.sleep(3)
+        existing = admin.list_topics(timeout=10).topics
+        left = [t for t in left if t in existing]
+        if not left:
+            return
 
 
 @dataclass
