@@ -82,6 +82,15 @@ public class CassandraSinkTask extends SinkTask {
 
   /** Connects and prepares the statements; false (and a pause set) while Cassandra is away. */
   private boolean startEngine() {
+    if (engineStarted && sessionClosed()) {
+      // The engine shares one session among a connector's tasks and closes it when the
+      // last one stops; a task started while its predecessor was stopping (a rebalance
+      // after a broker restart) joins that closing state and every write would fail with
+      // "Session is closed", forever. Leave it and start on a new one.
+      log.warn("The engine's Cassandra session was closed under this task; connecting again");
+      engine.stop();
+      engineStarted = false;
+    }
     if (engineStarted) {
       return true;
     }
@@ -106,6 +115,10 @@ public class CassandraSinkTask extends SinkTask {
       retries = 0;
     }
     return true;
+  }
+
+  private boolean sessionClosed() {
+    return engine.getInstanceState().getSession().isClosed();
   }
 
   /** Cassandra still starting, restarting or down; not a refused login. */
