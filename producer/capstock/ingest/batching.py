@@ -195,6 +195,11 @@ class WriterThread:
         with self._cond:
             return self._batch.count
 
+    def raise_error(self) -> None:
+        """The error that stopped the writer thread, raised in the caller's thread."""
+        if self.error is not None:
+            raise self.error
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:

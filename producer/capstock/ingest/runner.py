@@ -131,15 +131,35 @@ def run_once(producer: Producer) -> int:
     return status
 
 
+def _scheduler(
+    jobs: dict[str, Callable[[], object]], intervals: dict[str, float]
+) -> schedule.Scheduler:
+    """Each job, guarded, on its own interval."""
+    scheduler = schedule.Scheduler()
+    for name, job in jobs.items():
+        scheduler.every(intervals[name]).seconds.do(_Guard(name, job)).tag(name)
+    return scheduler
+
+
+def _run_until_stopped(
+    scheduler: schedule.Scheduler, sleeper: Sleeper, check: Callable[[], None] = lambda: None
+) -> None:
+    """Every job once, then each when it is due, until the sleeper is stopped; `check`
+    runs before each round (stream mode: raise the writer thread's error)."""
+    scheduler.run_all()
+    while not sleeper.stopped:
+        check()
+        scheduler.run_pending()
+        idle = scheduler.idle_seconds
+        sleeper.wait(min(MAX_IDLE_SECONDS, max(0.0, idle if idle is not None else 0.0)))
+
+
 def run_forever(producer: Producer) -> int:
     """The spool first, then every job on its own interval until SIGTERM/SIGINT. Exit status:
     see the module docstring."""
     writer = _writer(producer)
     intervals = producer.intervals()
-    scheduler = schedule.Scheduler()
-    for name, job in producer.jobs().items():
-        scheduler.every(intervals[name]).seconds.do(_Guard(name, job)).tag(name)
-    sleeper = producer.sleeper
+    scheduler = _scheduler(producer.jobs(), intervals)
     status = EXIT_OK
     writer.open()
     try:
@@ -148,11 +168,7 @@ def run_forever(producer: Producer) -> int:
             " ".join(f"{name}_every={seconds:g}s" for name, seconds in intervals.items()),
             writer.spool.directory,
         )
-        scheduler.run_all()
-        while not sleeper.stopped:
-            scheduler.run_pending()
-            idle = scheduler.idle_seconds
-            sleeper.wait(min(MAX_IDLE_SECONDS, max(0.0, idle if idle is not None else 0.0)))
+        _run_until_stopped(scheduler, producer.sleeper)
     except Interrupted:
         pass
     except WriteAbandoned as e:
@@ -177,14 +193,11 @@ def run_stream(producer: Producer) -> int:
     stop the connections close, the rows in hand are written, then the spool is tried
     once more. Exit status: see the module docstring."""
     writer = _writer(producer)
-    sleeper = producer.sleeper
     status = EXIT_OK
     writer.open()
     ingest = build_stream_ingest(producer)
-    scheduler = schedule.Scheduler()
     intervals = ingest.intervals()
-    for name, job in ingest.jobs().items():
-        scheduler.every(intervals[name]).seconds.do(_Guard(name, job)).tag(name)
+    scheduler = _scheduler(ingest.jobs(), intervals)
     ingest.writer.start()
     try:
         s = producer.settings.ingest
@@ -201,13 +214,7 @@ def run_stream(producer: Producer) -> int:
             writer.spool.directory,
         )
         ingest.start()
-        scheduler.run_all()
-        while not sleeper.stopped:
-            if ingest.writer.error is not None:
-                raise ingest.writer.error
-            scheduler.run_pending()
-            idle = scheduler.idle_seconds
-            sleeper.wait(min(MAX_IDLE_SECONDS, max(0.0, idle if idle is not None else 0.0)))
+        _run_until_stopped(scheduler, producer.sleeper, ingest.writer.raise_error)
     except Interrupted:
         pass
     except WriteAbandoned as e:
